@@ -1,0 +1,512 @@
+"""Every write to tenants, memberships, invitations, quotas and tokens.
+
+Views, API viewsets, admin actions and tasks call these keyword-only functions; they hold
+the business rules (last admin stays, quota never silently drops below usage, reservations
+are race-free) and write the audit trail in the same transaction. Authorisation (may this
+actor touch this tenant at all?) is decided before, through ``for_user`` and ``user_can``.
+
+Errors are Django ``ValidationError``s keyed by field, so a form shows them on the field
+and the API returns them as a structured 400.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.mail import send_mail
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from tenants.access import TenantRole
+from tenants.audit import Actor, audit_record, diff
+from tenants.models import (
+    ApiToken,
+    Invitation,
+    Membership,
+    Quota,
+    QuotaClaim,
+    QuotaResource,
+    Tenant,
+    User,
+)
+from tenants.selectors import format_amount, quota_used
+
+# --- Tenants ------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def tenant_create(
+    *, actor: Actor, slug: str, name: str, limits: Mapping[str, int] | None = None
+) -> Tenant:
+    if Tenant.objects.filter(slug=slug).exists():
+        raise ValidationError({"slug": "A tenant with this slug already exists."})
+    tenant = Tenant(slug=slug, name=name)
+    tenant.full_clean()
+    tenant.save()
+    quota = Quota.objects.create(tenant=tenant, **_checked_limits(limits or {}))
+    audit_record(
+        actor=actor,
+        action="create",
+        tenant=tenant,
+        target=tenant,
+        changes={"name": name, "quota": quota.limits()},
+    )
+    return tenant
+
+
+@transaction.atomic
+def tenant_update(*, actor: Actor, tenant: Tenant, name: str) -> Tenant:
+    before = {"name": tenant.name}
+    tenant.name = name
+    tenant.full_clean()
+    tenant.save(update_fields=["name"])
+    audit_record(
+        actor=actor,
+        action="update",
+        tenant=tenant,
+        target=tenant,
+        changes=diff(before, {"name": name}),
+    )
+    return tenant
+
+
+@transaction.atomic
+def tenant_set_state(*, actor: Actor, tenant: Tenant, state: str) -> Tenant:
+    """Suspend (members keep read access, nothing new can be created) or reactivate."""
+    if state not in Tenant.State.values:
+        raise ValidationError({"state": f"Unknown state {state!r}."})
+    if tenant.state == state:
+        return tenant
+    before = tenant.state
+    tenant.state = state
+    tenant.save(update_fields=["state"])
+    action = "suspend" if state == Tenant.State.SUSPENDED else "resume"
+    audit_record(
+        actor=actor, action=action, tenant=tenant, target=tenant, changes={"state": [before, state]}
+    )
+    return tenant
+
+
+@transaction.atomic
+def tenant_delete(*, actor: Actor, tenant: Tenant) -> None:
+    """Delete an empty tenant. One that still holds quota (clusters, VMs) is refused."""
+    locked = Tenant.objects.select_for_update().get(pk=tenant.pk)
+    holders = list(locked.quota_claims.values_list("subject", flat=True)[:5])
+    if holders:
+        raise ValidationError(
+            {
+                "__all__": f"Delete the tenant's resources first (still holding quota: {', '.join(holders)})."
+            }
+        )
+    audit_record(actor=actor, action="delete", tenant=None, target=locked, object_repr=locked.slug)
+    locked.delete()
+
+
+def ensure_tenant_active(tenant: Tenant) -> None:
+    """Refuse new resources in a suspended tenant."""
+    if not tenant.is_active:
+        raise ValidationError(
+            {"__all__": f"Tenant {tenant.slug} is suspended: nothing new can be created."}
+        )
+
+
+# --- Quotas -------------------------------------------------------------------------------
+
+
+def _checked_limits(limits: Mapping[str, int]) -> dict[str, int]:
+    errors = {}
+    cleaned = {}
+    for resource, value in limits.items():
+        if resource not in QuotaResource.values:
+            errors[resource] = "Not a quota resource."
+        elif not isinstance(value, int) or value < 0:
+            errors[resource] = "Must be a whole number, zero or more."
+        else:
+            cleaned[resource] = value
+    if errors:
+        raise ValidationError(errors)
+    return cleaned
+
+
+@transaction.atomic
+def quota_update(
+    *, actor: Actor, tenant: Tenant, limits: Mapping[str, int], force: bool = False
+) -> Quota:
+    """Change a tenant's limits. Lowering one below current usage needs ``force``."""
+    cleaned = _checked_limits(limits)
+    locked = Tenant.objects.select_for_update().get(pk=tenant.pk)
+    quota = Quota.objects.get(tenant=locked)
+    used = quota_used(locked)
+    if not force:
+        below = {
+            resource: (
+                f"{locked.slug} already uses {format_amount(resource, used[resource])}; "
+                "confirm with force to set a lower limit."
+            )
+            for resource, value in cleaned.items()
+            if value < used[resource]
+        }
+        if below:
+            raise ValidationError(below, code="below_usage")
+    before = quota.limits()
+    for resource, value in cleaned.items():
+        setattr(quota, resource, value)
+    quota.save()
+    changes = diff(before, quota.limits())
+    if changes:
+        audit_record(
+            actor=actor,
+            action="update",
+            tenant=locked,
+            target=quota,
+            changes={**changes, **({"forced": True} if force else {})},
+        )
+    return quota
+
+
+def quota_reserve(*, tenant: Tenant, subject: str, amounts: Mapping[str, int]) -> QuotaClaim:
+    """Claim ``amounts`` of the tenant's quota for ``subject``, or raise ValidationError.
+
+    Must run inside the caller's transaction, so the claim lives and dies with the object
+    that needs it. The tenant row is locked first: concurrent reservations for the same
+    tenant queue up here, and each one counts what the previous ones committed. A subject
+    that already holds a claim is resized (scale up or down); only increases are checked.
+    """
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("quota_reserve must run inside transaction.atomic()")
+    cleaned = _checked_limits(amounts)
+    locked = Tenant.objects.select_for_update().get(pk=tenant.pk)
+    limits = Quota.objects.get(tenant=locked).limits()
+    claim = QuotaClaim.objects.filter(tenant=locked, subject=subject).first()
+    held = claim.amounts() if claim else dict.fromkeys(QuotaResource.values, 0)
+    used = quota_used(locked)
+    errors = {}
+    for resource, wanted in cleaned.items():
+        extra = wanted - held[resource]
+        available = max(limits[resource] - used[resource], 0)
+        if extra > 0 and extra > available:
+            errors[resource] = (
+                f"Needs {format_amount(resource, extra)} more {QuotaResource(resource).label.lower()}"
+                f" but only {format_amount(resource, available)} of "
+                f"{format_amount(resource, limits[resource])} is left in the quota."
+            )
+    if errors:
+        raise ValidationError(errors, code="quota_exceeded")
+    claim = claim or QuotaClaim(tenant=locked, subject=subject)
+    for resource, wanted in cleaned.items():
+        setattr(claim, resource, wanted)
+    claim.save()
+    return claim
+
+
+def quota_release(*, tenant: Tenant, subject: str) -> None:
+    """Give back everything ``subject`` holds. Idempotent."""
+    QuotaClaim.objects.filter(tenant=tenant, subject=subject).delete()
+
+
+# --- Members and invitations --------------------------------------------------------------
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _other_admins_exist(membership: Membership) -> bool:
+    return (
+        Membership.objects.filter(
+            tenant=membership.tenant, role=TenantRole.ADMIN, user__is_active=True
+        )
+        .exclude(pk=membership.pk)
+        .exists()
+    )
+
+
+@transaction.atomic
+def membership_change_role(*, actor: Actor, membership: Membership, role: str) -> Membership:
+    if role not in TenantRole.values:
+        raise ValidationError({"role": f"Unknown role {role!r}."})
+    # Lock the tenant so two admins demoting each other at once cannot both succeed.
+    Tenant.objects.select_for_update().get(pk=membership.tenant_id)
+    demoting_admin = membership.role == TenantRole.ADMIN and role != TenantRole.ADMIN
+    if demoting_admin and not _other_admins_exist(membership):
+        raise ValidationError({"role": "The last admin of a tenant cannot be demoted."})
+    before = membership.role
+    membership.role = role
+    membership.save(update_fields=["role"])
+    audit_record(
+        actor=actor,
+        action="change_role",
+        tenant=membership.tenant,
+        target=membership,
+        changes={"user": membership.user.get_username(), "role": [before, role]},
+    )
+    return membership
+
+
+@transaction.atomic
+def membership_remove(*, actor: Actor, membership: Membership) -> None:
+    Tenant.objects.select_for_update().get(pk=membership.tenant_id)
+    if membership.role == TenantRole.ADMIN and not _other_admins_exist(membership):
+        raise ValidationError({"__all__": "The last admin of a tenant cannot be removed."})
+    audit_record(
+        actor=actor,
+        action="remove_member",
+        tenant=membership.tenant,
+        target=membership,
+        changes={"user": membership.user.get_username(), "role": membership.role},
+    )
+    membership.delete()
+
+
+@transaction.atomic
+def membership_add(*, actor: Actor, tenant: Tenant, user: User, role: str) -> Membership:
+    """Add a user directly (operators onboarding a tenant; the demo seed)."""
+    if role not in TenantRole.values:
+        raise ValidationError({"role": f"Unknown role {role!r}."})
+    membership, created = Membership.objects.get_or_create(
+        tenant=tenant, user=user, defaults={"role": role}
+    )
+    if not created:
+        raise ValidationError(
+            {"user": f"{user.get_username()} is already a member of {tenant.slug}."}
+        )
+    audit_record(
+        actor=actor,
+        action="add_member",
+        tenant=tenant,
+        target=membership,
+        changes={"user": user.get_username(), "role": role},
+    )
+    return membership
+
+
+@transaction.atomic
+def invitation_create(
+    *, actor: Actor, tenant: Tenant, role: str, email: str = "", invite_url_base: str = ""
+) -> tuple[Invitation, str]:
+    """Create an invitation and return it with its one-time secret (for the link).
+
+    When an email backend is configured and an address given, the link is also mailed.
+    """
+    if role not in TenantRole.values:
+        raise ValidationError({"role": f"Unknown role {role!r}."})
+    secret = secrets.token_urlsafe(32)
+    invitation = Invitation(
+        tenant=tenant,
+        role=role,
+        email=email,
+        token_digest=_digest(secret),
+        created_by=actor.user,
+        expires_at=timezone.now() + timedelta(hours=settings.INVITATION_LIFETIME_HOURS),
+    )
+    invitation.full_clean()
+    invitation.save()
+    audit_record(
+        actor=actor,
+        action="invite",
+        tenant=tenant,
+        target=invitation,
+        changes={"role": role, "email": email},
+    )
+    if email and settings.INVITATION_EMAILS_ENABLED and invite_url_base:
+        link = f"{invite_url_base}{secret}/"
+        transaction.on_commit(
+            lambda: send_mail(
+                f"You are invited to {tenant.name} on Butler Portal",
+                f"Open this link to join {tenant.name} as {role}: {link}\n"
+                f"It expires on {invitation.expires_at:%Y-%m-%d %H:%M} UTC.",
+                None,
+                [email],
+            )
+        )
+    return invitation, secret
+
+
+def invitation_lookup(secret: str) -> Invitation | None:
+    return Invitation.objects.select_related("tenant").filter(token_digest=_digest(secret)).first()
+
+
+@transaction.atomic
+def invitation_revoke(*, actor: Actor, invitation: Invitation) -> Invitation:
+    if not invitation.is_usable:
+        raise ValidationError({"__all__": f"This invitation is already {invitation.status}."})
+    invitation.revoked_at = timezone.now()
+    invitation.save(update_fields=["revoked_at"])
+    audit_record(
+        actor=actor, action="revoke_invitation", tenant=invitation.tenant, target=invitation
+    )
+    return invitation
+
+
+@transaction.atomic
+def invitation_accept(*, actor: Actor, secret: str) -> Membership:
+    """Make the acting user a member. An existing member keeps the higher of the two roles."""
+    user = actor.user
+    if user is None:
+        raise ValidationError({"__all__": "Sign in to accept an invitation."})
+    invitation = (
+        Invitation.objects.select_for_update()
+        .select_related("tenant")
+        .filter(token_digest=_digest(secret))
+        .first()
+    )
+    if invitation is None or not invitation.is_usable:
+        status = invitation.status if invitation else "unknown"
+        raise ValidationError({"__all__": f"This invitation link is {status} and cannot be used."})
+    membership, created = Membership.objects.get_or_create(
+        tenant=invitation.tenant, user=user, defaults={"role": invitation.role}
+    )
+    if not created and _role_rank(invitation.role) > _role_rank(membership.role):
+        membership.role = invitation.role
+        membership.save(update_fields=["role"])
+    invitation.accepted_by = user
+    invitation.accepted_at = timezone.now()
+    invitation.save(update_fields=["accepted_by", "accepted_at"])
+    audit_record(
+        actor=actor,
+        action="accept_invitation",
+        tenant=invitation.tenant,
+        target=membership,
+        changes={"user": user.get_username(), "role": membership.role},
+    )
+    return membership
+
+
+def _role_rank(role: str) -> int:
+    return {TenantRole.VIEWER: 0, TenantRole.MEMBER: 1, TenantRole.ADMIN: 2}[TenantRole(role)]
+
+
+# --- Users --------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def user_create(
+    *, actor: Actor, username: str, password: str, email: str = "", platform_role: str = ""
+) -> User:
+    """Create a local account (sign-up through an invitation, operators, the demo seed)."""
+    from django.contrib.auth.password_validation import validate_password
+
+    if User.objects.filter(username__iexact=username).exists():
+        raise ValidationError({"username": "This username is taken."})
+    user = User(username=username, email=email, platform_role=platform_role)
+    try:
+        validate_password(password, user)
+    except ValidationError as error:
+        raise ValidationError({"password": error.messages}) from error
+    user.set_password(password)
+    user.full_clean(exclude=["password"])
+    try:
+        user.save()
+    except IntegrityError as error:
+        raise ValidationError({"username": "This username is taken."}) from error
+    audit_record(
+        actor=actor if actor.user else Actor(user=user, source_ip=actor.source_ip),
+        action="create",
+        tenant=None,
+        target=user,
+        changes={"username": username, "platform_role": platform_role},
+    )
+    return user
+
+
+@transaction.atomic
+def user_set_active(*, actor: Actor, user: User, active: bool) -> User:
+    """Disable (or re-enable) an account without deleting its history; revokes its tokens."""
+    if actor.user and actor.user.pk == user.pk and not active:
+        raise ValidationError({"__all__": "You cannot disable your own account."})
+    if user.is_active == active:
+        return user
+    user.is_active = active
+    user.save(update_fields=["is_active"])
+    if not active:
+        user.api_tokens.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+    audit_record(
+        actor=actor,
+        action="enable" if active else "disable",
+        tenant=None,
+        target=user,
+        changes={"is_active": [not active, active]},
+    )
+    return user
+
+
+# --- API tokens ---------------------------------------------------------------------------
+
+TOKEN_PREFIX = "bpt"
+
+
+@transaction.atomic
+def token_create(
+    *, actor: Actor, name: str, scope: str, expires_at: datetime | None = None
+) -> tuple[ApiToken, str]:
+    """Issue a token for the acting user. Returns the row and the secret, shown once."""
+    user = actor.user
+    if user is None:
+        raise ValidationError({"__all__": "Only a signed-in user can create tokens."})
+    if actor.token is not None and not actor.token.allows_writes:
+        raise ValidationError({"__all__": "A read-only token cannot create tokens."})
+    if scope not in ApiToken.Scope.values:
+        raise ValidationError({"scope": f"Choose one of: {', '.join(ApiToken.Scope.values)}."})
+    if expires_at is not None:
+        if expires_at <= timezone.now():
+            raise ValidationError({"expires_at": "The expiry must be in the future."})
+        latest = timezone.now() + timedelta(days=settings.API_TOKEN_MAX_LIFETIME_DAYS)
+        if expires_at > latest:
+            raise ValidationError(
+                {"expires_at": f"Tokens live at most {settings.API_TOKEN_MAX_LIFETIME_DAYS} days."}
+            )
+    prefix = secrets.token_hex(4)
+    secret = f"{TOKEN_PREFIX}_{prefix}_{secrets.token_urlsafe(32)}"
+    token = ApiToken(
+        user=user,
+        name=name.strip(),
+        prefix=prefix,
+        digest=_digest(secret),
+        scope=scope,
+        expires_at=expires_at,
+    )
+    token.full_clean()
+    token.save()
+    audit_record(
+        actor=actor,
+        action="create",
+        tenant=None,
+        target=token,
+        changes={
+            "name": token.name,
+            "scope": scope,
+            "expires_at": expires_at.isoformat() if expires_at else None,
+        },
+    )
+    return token, secret
+
+
+def token_authenticate(secret: str) -> ApiToken | None:
+    """The usable token matching ``secret``, or None. Records when it was last used."""
+    parts = secret.split("_")
+    if len(parts) != 3 or parts[0] != TOKEN_PREFIX:
+        return None
+    token = ApiToken.objects.usable().select_related("user").filter(prefix=parts[1]).first()
+    if token is None or not secrets.compare_digest(token.digest, _digest(secret)):
+        return None
+    now = timezone.now()
+    # Write at most once a minute per token: every request must not become a write.
+    if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+        token.last_used_at = now
+    return token
+
+
+@transaction.atomic
+def token_revoke(*, actor: Actor, token: ApiToken) -> ApiToken:
+    if token.revoked_at:
+        return token
+    token.revoked_at = timezone.now()
+    token.save(update_fields=["revoked_at"])
+    audit_record(actor=actor, action="revoke", tenant=None, target=token)
+    return token
