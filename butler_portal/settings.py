@@ -64,6 +64,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "django_htmx",
     "axes",
+    "butler_portal",  # shared plumbing: management commands (serve, watcher, simulator)
     "tenants",
     "clusters",
     "vms",
@@ -241,7 +242,7 @@ if not DEBUG:
     CSRF_COOKIE_SECURE = True
     SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
-    SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+    SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", True)
     SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 
 # --- Logging ----------------------------------------------------------------------------
@@ -259,6 +260,7 @@ LOGGING = {
         # records paths and status codes.
         "django.request": {"level": "WARNING"},
         "kubernetes": {"level": "WARNING"},
+        "axes": {"level": "WARNING"},
         "urllib3": {"level": "WARNING"},
     },
 }

@@ -7,6 +7,9 @@ platform: oscar (operator), audrey (auditor), nobody (signed in, no tenant at al
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+
 import pytest
 from django.test import Client
 from rest_framework.test import APIClient
@@ -15,6 +18,14 @@ from tenants.access import PlatformRole, TenantRole
 from tenants.models import Membership, Quota, Tenant, User
 
 PASSWORD = "correct-horse-battery-staple"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    from django.conf import settings
+
+    # Hashing strength is Django's concern, not ours: a fast hasher keeps persona setup cheap.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
 
 DEFAULT_LIMITS = {
     "clusters": 3,
@@ -40,6 +51,21 @@ def make_tenant(slug: str, name: str, **limits: int) -> Tenant:
     tenant = Tenant.objects.create(slug=slug, name=name)
     Quota.objects.create(tenant=tenant, **{**DEFAULT_LIMITS, **limits})
     return tenant
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _close_stray_connections(django_db_setup: None, django_db_blocker: object) -> Iterator[None]:
+    """Async consumers run DB code in worker threads whose connections outlive the tests;
+    end them before the test database is dropped, or Postgres refuses to drop it."""
+    yield
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        with django_db_blocker.unblock(), connection.cursor() as cursor:  # type: ignore[attr-defined]
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
 
 
 @pytest.fixture
@@ -114,3 +140,28 @@ def api_client_for(user: User | None) -> APIClient:
     if user is not None:
         client.force_authenticate(user)
     return client
+
+
+# In CI a skipped test is a failure: a skip there means something was not really tested.
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def _skipped_tests(config: pytest.Config) -> list[str]:
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is None:
+        return []
+    reports = reporter.stats.get("skipped", []) + reporter.stats.get("xfailed", [])
+    return [getattr(report, "nodeid", "?") for report in reports]
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    skipped = _skipped_tests(terminalreporter.config) if IN_CI else []
+    if skipped:
+        terminalreporter.write_line(
+            f"CI forbids skipped tests; {len(skipped)} skipped: {', '.join(skipped)}", red=True
+        )
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if IN_CI and _skipped_tests(session.config) and exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -1,0 +1,38 @@
+# Butler Portal — the everyday commands. `make help` lists them.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help install run test lint typecheck check-deploy bench clean
+
+help:  ## list the commands
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e ".[dev]"
+	@touch $(STAMP)
+
+install: $(STAMP)  ## create .venv and install the portal with its development tools
+
+run: $(STAMP)  ## serve the embedded portal on http://127.0.0.1:8000 (demo accounts printed)
+	$(BIN)/python manage.py serve
+
+test: $(STAMP)  ## run the whole test suite against real Postgres, Redis, Kubernetes API and Chromium
+	scripts/test.sh $(ARGS)
+
+lint: $(STAMP)  ## ruff (lint and format check)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)  ## mypy, strict, with the Django and DRF plugins
+	$(BIN)/mypy .
+
+check-deploy: $(STAMP)  ## Django's deployment checklist with production settings
+	scripts/check-deploy.sh
+
+clean:  ## remove the virtualenv, local databases and caches
+	rm -rf $(VENV) var staticfiles .mypy_cache .ruff_cache .pytest_cache test-artifacts

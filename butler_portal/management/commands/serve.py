@@ -1,0 +1,39 @@
+"""Serve the portal over ASGI (HTTP and websockets) with uvicorn.
+
+In the embedded default it first prepares everything a newcomer needs: the database
+schema and the demo accounts.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import uvicorn
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandParser
+
+
+class Command(BaseCommand):
+    help = "Serve the portal (ASGI). Embedded default: migrate and seed demo data first."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument("--port", type=int, default=8000)
+        parser.add_argument("--no-seed", action="store_true", help="Skip the demo accounts.")
+
+    def handle(self, *args: Any, host: str, port: int, no_seed: bool, **options: Any) -> None:
+        if settings.EMBEDDED:
+            call_command("migrate", interactive=False, verbosity=0)
+            if not no_seed:
+                call_command("seed_demo")
+        self.stdout.write(self.style.SUCCESS(f"Butler Portal on http://{host}:{port}/"))
+        uvicorn.run(
+            "butler_portal.asgi:application",
+            host=host,
+            port=port,
+            log_level="info",
+            # Proxies in front (ingress) set X-Forwarded-*; trust them only from loopback.
+            proxy_headers=True,
+            forwarded_allow_ips="127.0.0.1",
+        )
