@@ -212,6 +212,11 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": "/api/v1",
+    # Choice sets that share a field name need a name of their own in the schema.
+    "ENUM_NAME_OVERRIDES": {
+        "InvitationStatusEnum": "tenants.api.serializers.INVITATION_STATUSES",
+        "ApiTokenStatusEnum": "tenants.api.serializers.API_TOKEN_STATUSES",
+    },
 }
 
 # --- Portal behaviour -------------------------------------------------------------------
@@ -228,6 +233,15 @@ if os.environ.get("EMAIL_HOST"):
     INVITATION_EMAILS_ENABLED = True
 else:
     INVITATION_EMAILS_ENABLED = False
+
+# --- Kubernetes ---------------------------------------------------------------------------
+TENANT_NAMESPACE_PREFIX = os.environ.get("TENANT_NAMESPACE_PREFIX", "tenant-")
+METALLB_NAMESPACE = os.environ.get("METALLB_NAMESPACE", "metallb-system")
+# Allowance on top of the portal quota in each tenant's ResourceQuota, for what runs beside
+# the tenant's workloads (KubeVirt launcher overhead, Kamaji control-plane pods).
+KUBE_QUOTA_OVERHEAD_PERCENT = env_int("KUBE_QUOTA_OVERHEAD_PERCENT", 10)
+KUBE_CONTROL_PLANE_CPU_MILLI = env_int("KUBE_CONTROL_PLANE_CPU_MILLI", 1500)
+KUBE_CONTROL_PLANE_MEMORY_MIB = env_int("KUBE_CONTROL_PLANE_MEMORY_MIB", 2048)
 
 # --- Security (production) ---------------------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True

@@ -7,7 +7,8 @@ place that decides who sees what.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
+from ipaddress import IPv4Address
+from typing import TYPE_CHECKING, Any
 
 from django.contrib.auth.models import AbstractUser
 from django.core.validators import RegexValidator
@@ -341,3 +342,106 @@ __all__ = [
     "TenantOwnedQuerySet",
     "User",
 ]
+
+
+# --- Tenant networks ----------------------------------------------------------------------
+
+
+class SubnetPool(models.Model):
+    """An operator-set supernet from which every tenant gets its own subnet, without overlap."""
+
+    name = models.CharField(max_length=63, unique=True)
+    cidr = models.CharField(
+        max_length=43, unique=True, help_text="IPv4 supernet, e.g. 10.200.0.0/16"
+    )
+    subnet_prefix_length = models.PositiveSmallIntegerField(
+        default=24, help_text="Size of each tenant's subnet (24 gives 254 addresses)."
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.cidr})"
+
+
+class LoadBalancerRange(models.Model):
+    """An operator-set range of public addresses, carved into per-tenant MetalLB shares."""
+
+    name = models.CharField(max_length=63, unique=True)
+    first_address = models.GenericIPAddressField(protocol="IPv4")
+    last_address = models.GenericIPAddressField(protocol="IPv4")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.first_address}-{self.last_address})"
+
+
+class TenantNetwork(models.Model):
+    """A tenant's network in Kubernetes: namespace, Kube-OVN Vpc + Subnet, MetalLB share.
+
+    The portal decides the addresses; the watcher fills in what the controllers report.
+    """
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Pending"
+        PROVISIONING = "provisioning", "Provisioning"
+        READY = "ready", "Ready"
+        FAILED = "failed", "Failed"
+        DELETING = "deleting", "Deleting"
+
+    tenant = models.OneToOneField(Tenant, on_delete=models.CASCADE, related_name="network")
+    namespace = models.CharField(max_length=63, unique=True)
+    subnet_pool = models.ForeignKey(
+        SubnetPool, null=True, on_delete=models.PROTECT, related_name="+"
+    )
+    subnet_cidr = models.CharField(max_length=43, unique=True, null=True, blank=True)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
+    message = models.TextField(blank=True, help_text="Why it is not ready, in plain words.")
+    vpc_ready = models.BooleanField(default=False)
+    subnet_ready = models.BooleanField(default=False)
+    address_pool_ready = models.BooleanField(default=False)
+    subnet_available_ips = models.PositiveIntegerField(null=True, blank=True)
+    subnet_used_ips = models.PositiveIntegerField(null=True, blank=True)
+    lb_assigned_ips = models.PositiveIntegerField(null=True, blank=True)
+    lb_available_ips = models.PositiveIntegerField(null=True, blank=True)
+    applied_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = TenantOwnedQuerySet.as_manager()
+
+    def __str__(self) -> str:
+        return f"Network of {self.tenant}"
+
+
+class LoadBalancerBlock(models.Model):
+    """A contiguous run of addresses from a range, part of one tenant's MetalLB share.
+
+    Addresses are also kept as integers so overlap checks are plain comparisons.
+    """
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="lb_blocks")
+    address_range = models.ForeignKey(
+        LoadBalancerRange, on_delete=models.PROTECT, related_name="blocks"
+    )
+    first = models.BigIntegerField()
+    last = models.BigIntegerField()
+
+    objects = TenantOwnedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["first"]
+
+    def __str__(self) -> str:
+        return self.as_range()
+
+    @property
+    def size(self) -> int:
+        return self.last - self.first + 1
+
+    def as_range(self) -> str:
+        return f"{IPv4Address(self.first)}-{IPv4Address(self.last)}"

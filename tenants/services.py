@@ -488,7 +488,7 @@ def token_create(
 
 def token_authenticate(secret: str) -> ApiToken | None:
     """The usable token matching ``secret``, or None. Records when it was last used."""
-    parts = secret.split("_")
+    parts = secret.split("_", 2)  # the random part may itself contain "_"
     if len(parts) != 3 or parts[0] != TOKEN_PREFIX:
         return None
     token = ApiToken.objects.usable().select_related("user").filter(prefix=parts[1]).first()

@@ -17,6 +17,9 @@ from rest_framework.test import APIClient
 from tenants.access import PlatformRole, TenantRole
 from tenants.models import Membership, Quota, Tenant, User
 
+# Shared test bases live outside test modules: let pytest explain their failed asserts too.
+pytest.register_assert_rewrite("tests.api_mixin")
+
 PASSWORD = "correct-horse-battery-staple"
 
 

@@ -1,4 +1,35 @@
+"""Routes of the REST API, mounted at /api/v1/ (names live in the "api" namespace)."""
+
+from django.urls import path
 from rest_framework.routers import DefaultRouter
 
-router = DefaultRouter()
-urlpatterns = router.urls
+from tenants.api.views import (
+    ApiTokenViewSet,
+    AuditEventViewSet,
+    InvitationViewSet,
+    MembershipViewSet,
+    MeView,
+    TenantViewSet,
+    UserViewSet,
+)
+
+app_name = "api"
+
+
+class ApiRouter(DefaultRouter):
+    # No ".json" suffix routes: `?format=` selects a representation where one exists (CSV).
+    include_format_suffixes = False
+
+
+router = ApiRouter()
+router.register("tenants", TenantViewSet, basename="tenant")
+router.register("memberships", MembershipViewSet, basename="membership")
+router.register("invitations", InvitationViewSet, basename="invitation")
+router.register("tokens", ApiTokenViewSet, basename="token")
+router.register("audit-events", AuditEventViewSet, basename="audit-event")
+router.register("users", UserViewSet, basename="user")
+
+urlpatterns = [
+    path("me/", MeView.as_view(), name="me"),
+    *router.urls,
+]
