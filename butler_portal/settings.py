@@ -151,7 +151,8 @@ USE_TZ = True
 
 # --- Static files -----------------------------------------------------------------------
 STATIC_URL = "static/"
-STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", BASE_DIR / "staticfiles"))
+STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", VAR_DIR / "static"))
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise warns on every request otherwise
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
@@ -235,8 +236,21 @@ else:
     INVITATION_EMAILS_ENABLED = False
 
 # --- Kubernetes ---------------------------------------------------------------------------
+# embedded | kubeconfig | in-cluster | off (see butler_portal/kube/__init__.py)
+KUBE_MODE = os.environ.get("KUBE_MODE", "embedded" if EMBEDDED else "in-cluster")
+if KUBE_MODE not in {"embedded", "kubeconfig", "in-cluster", "off"}:
+    raise ImproperlyConfigured(
+        f"KUBE_MODE={KUBE_MODE!r}: use embedded, kubeconfig, in-cluster or off"
+    )
+EMBEDDED_KUBE_DIR = VAR_DIR / "k8s"
+KUBECONFIG = os.environ.get("KUBECONFIG") or (
+    str(EMBEDDED_KUBE_DIR / "kubeconfig") if KUBE_MODE == "embedded" else ""
+)
 TENANT_NAMESPACE_PREFIX = os.environ.get("TENANT_NAMESPACE_PREFIX", "tenant-")
 METALLB_NAMESPACE = os.environ.get("METALLB_NAMESPACE", "metallb-system")
+# Where tenant subnets come from until an operator defines subnet pools in the console.
+TENANT_SUBNET_SUPERNET = os.environ.get("TENANT_SUBNET_SUPERNET", "10.200.0.0/16")
+TENANT_SUBNET_PREFIX_LENGTH = env_int("TENANT_SUBNET_PREFIX_LENGTH", 24)
 # Allowance on top of the portal quota in each tenant's ResourceQuota, for what runs beside
 # the tenant's workloads (KubeVirt launcher overhead, Kamaji control-plane pods).
 KUBE_QUOTA_OVERHEAD_PERCENT = env_int("KUBE_QUOTA_OVERHEAD_PERCENT", 10)

@@ -8,7 +8,12 @@ eval "$(scripts/test-services.sh start)"
 export DEBUG=true  # test client over plain HTTP; security settings are checked by check-deploy
 export SECRET_KEY="${SECRET_KEY:-test-only-secret-key-not-for-production-0123456789}"
 export CELERY_TASK_ALWAYS_EAGER=true
+# Tests that need Kubernetes point the portal at the session's local API server themselves.
+export KUBE_MODE=off
 export BUTLER_TEST_ARTIFACTS="${BUTLER_TEST_ARTIFACTS:-$PWD/test-artifacts}"
 mkdir -p "$BUTLER_TEST_ARTIFACTS"
+
+# kube-apiserver and etcd: cached after the first run, which builds them (several minutes).
+.venv/bin/python -m butler_portal.kube.localcp ensure-binaries
 
 exec .venv/bin/pytest "$@"

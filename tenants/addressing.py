@@ -35,11 +35,9 @@ def gateway_of(cidr: str) -> str:
 
 def reserved_range(cidr: str, count: int = 10) -> str:
     """The first ``count`` hosts (gateway included), kept out of automatic assignment."""
-    hosts = IPv4Network(cidr).hosts()
-    first = next(hosts)
-    last = first
-    for _, last in zip(range(count - 1), hosts, strict=False):
-        pass
+    network = IPv4Network(cidr)
+    first = network.network_address + 1
+    last = min(first + count - 1, network.broadcast_address - 1)
     return f"{first}..{last}"
 
 

@@ -8,7 +8,7 @@ place that decides who sees what.
 from __future__ import annotations
 
 from ipaddress import IPv4Address
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Self, TypeVar
 
 from django.contrib.auth.models import AbstractUser
 from django.core.validators import RegexValidator
@@ -57,6 +57,7 @@ class Tenant(models.Model):
     class State(models.TextChoices):
         ACTIVE = "active", "Active"
         SUSPENDED = "suspended", "Suspended"
+        DELETING = "deleting", "Deleting"
 
     slug = models.SlugField(
         max_length=40,
@@ -81,7 +82,10 @@ class Tenant(models.Model):
         return self.state == self.State.ACTIVE
 
 
-class TenantOwnedQuerySet(models.QuerySet[Any]):
+_Owned = TypeVar("_Owned", bound=models.Model)
+
+
+class TenantOwnedQuerySet(models.QuerySet[_Owned]):
     """Base queryset for everything that belongs to a tenant.
 
     ``tenant_path`` names the lookup from the model to its ``Tenant`` ("tenant" by default).
@@ -89,9 +93,7 @@ class TenantOwnedQuerySet(models.QuerySet[Any]):
 
     tenant_path = "tenant"
 
-    def for_user(
-        self, user: User | AnonymousUser, action: Action = Action.VIEW
-    ) -> TenantOwnedQuerySet:
+    def for_user(self, user: User | AnonymousUser, action: Action = Action.VIEW) -> Self:
         return self.filter(tenant_filter_for(user, action, tenant_path=self.tenant_path + "__"))
 
 
@@ -101,7 +103,7 @@ class Membership(models.Model):
     role = models.CharField(max_length=16, choices=TenantRole.choices, default=TenantRole.MEMBER)
     created_at = models.DateTimeField(default=timezone.now)
 
-    objects = TenantOwnedQuerySet.as_manager()
+    objects = TenantOwnedQuerySet["Membership"].as_manager()
 
     class Meta:
         ordering = ["tenant__name", "user__username"]
@@ -123,7 +125,9 @@ class Invitation(models.Model):
     email = models.EmailField(blank=True)
     role = models.CharField(max_length=16, choices=TenantRole.choices, default=TenantRole.MEMBER)
     token_digest = models.CharField(max_length=64, unique=True, editable=False)
-    created_by = models.ForeignKey(User, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_by = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField()
     accepted_by = models.ForeignKey(
@@ -132,7 +136,7 @@ class Invitation(models.Model):
     accepted_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
 
-    objects = TenantOwnedQuerySet.as_manager()
+    objects = TenantOwnedQuerySet["Invitation"].as_manager()
 
     class Meta:
         ordering = ["-created_at"]
@@ -190,7 +194,7 @@ class Quota(models.Model):
     load_balancer_ips = _amount_field("Load-balancer IP addresses")
     updated_at = models.DateTimeField(auto_now=True)
 
-    objects = TenantOwnedQuerySet.as_manager()
+    objects = TenantOwnedQuerySet["Quota"].as_manager()
 
     def __str__(self) -> str:
         return f"Quota of {self.tenant}"
@@ -220,7 +224,7 @@ class QuotaClaim(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 
-    objects = TenantOwnedQuerySet.as_manager()
+    objects = TenantOwnedQuerySet["QuotaClaim"].as_manager()
 
     class Meta:
         constraints = [
@@ -412,7 +416,7 @@ class TenantNetwork(models.Model):
     applied_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
-    objects = TenantOwnedQuerySet.as_manager()
+    objects = TenantOwnedQuerySet["TenantNetwork"].as_manager()
 
     def __str__(self) -> str:
         return f"Network of {self.tenant}"
@@ -431,7 +435,7 @@ class LoadBalancerBlock(models.Model):
     first = models.BigIntegerField()
     last = models.BigIntegerField()
 
-    objects = TenantOwnedQuerySet.as_manager()
+    objects = TenantOwnedQuerySet["LoadBalancerBlock"].as_manager()
 
     class Meta:
         ordering = ["first"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.db.models import Sum
 
@@ -96,11 +96,14 @@ def quota_usage_for_tenants(tenants: Iterable[Tenant]) -> dict[int, list[QuotaUs
     limits = {
         quota.tenant_id: quota.limits() for quota in Quota.objects.filter(tenant_id__in=tenant_ids)
     }
-    used_rows = (
-        QuotaClaim.objects.filter(tenant_id__in=tenant_ids)
+    sums = {f"sum_{resource}": Sum(resource) for resource in QuotaResource.values}
+    # Plain dicts: the annotation names are computed, which typed rows cannot express.
+    used_rows: list[dict[str, Any]] = [
+        dict(row)
+        for row in QuotaClaim.objects.filter(tenant_id__in=tenant_ids)
         .values("tenant_id")
-        .annotate(**{f"sum_{resource}": Sum(resource) for resource in QuotaResource.values})
-    )
+        .annotate(**sums)
+    ]
     used = {
         row["tenant_id"]: {
             resource: row[f"sum_{resource}"] or 0 for resource in QuotaResource.values

@@ -32,8 +32,10 @@ from tenants.models import (
     QuotaClaim,
     QuotaResource,
     Tenant,
+    TenantNetwork,
     User,
 )
+from tenants.network import lb_share_resize, network_allocate, network_request_apply
 from tenants.selectors import format_amount, quota_used
 
 # --- Tenants ------------------------------------------------------------------------------
@@ -49,13 +51,17 @@ def tenant_create(
     tenant.full_clean()
     tenant.save()
     quota = Quota.objects.create(tenant=tenant, **_checked_limits(limits or {}))
+    # Addresses are allocated in this transaction: a tenant without room for its network
+    # is refused whole, nothing half-created remains.
+    network = network_allocate(tenant=tenant)
     audit_record(
         actor=actor,
         action="create",
         tenant=tenant,
         target=tenant,
-        changes={"name": name, "quota": quota.limits()},
+        changes={"name": name, "quota": quota.limits(), "subnet": network.subnet_cidr},
     )
+    network_request_apply(tenant=tenant)
     return tenant
 
 
@@ -77,24 +83,37 @@ def tenant_update(*, actor: Actor, tenant: Tenant, name: str) -> Tenant:
 
 @transaction.atomic
 def tenant_set_state(*, actor: Actor, tenant: Tenant, state: str) -> Tenant:
-    """Suspend (members keep read access, nothing new can be created) or reactivate."""
-    if state not in Tenant.State.values:
-        raise ValidationError({"state": f"Unknown state {state!r}."})
-    if tenant.state == state:
-        return tenant
-    before = tenant.state
-    tenant.state = state
-    tenant.save(update_fields=["state"])
+    """Suspend or reactivate.
+
+    A suspended tenant's members keep read access; nothing new can be created, neither in
+    the portal nor in its Kubernetes namespace (its ResourceQuota admits no new objects).
+    """
+    if state not in {Tenant.State.ACTIVE, Tenant.State.SUSPENDED}:
+        raise ValidationError({"state": "Choose active or suspended."})
+    locked = Tenant.objects.select_for_update().get(pk=tenant.pk)
+    if locked.state == Tenant.State.DELETING:
+        raise ValidationError({"state": "The tenant is being deleted."})
+    if locked.state == state:
+        return locked
+    before = locked.state
+    locked.state = state
+    locked.save(update_fields=["state"])
     action = "suspend" if state == Tenant.State.SUSPENDED else "resume"
     audit_record(
-        actor=actor, action=action, tenant=tenant, target=tenant, changes={"state": [before, state]}
+        actor=actor, action=action, tenant=locked, target=locked, changes={"state": [before, state]}
     )
-    return tenant
+    network_request_apply(tenant=locked)
+    tenant.state = locked.state
+    return locked
 
 
 @transaction.atomic
-def tenant_delete(*, actor: Actor, tenant: Tenant) -> None:
-    """Delete an empty tenant. One that still holds quota (clusters, VMs) is refused."""
+def tenant_delete(*, actor: Actor, tenant: Tenant) -> bool:
+    """Delete an empty tenant; one that still holds quota (clusters, VMs) is refused.
+
+    With Kubernetes configured the tenant goes to Deleting, a task removes its namespace and
+    network, and the row goes once Kubernetes confirms. Returns True when it is gone now.
+    """
     locked = Tenant.objects.select_for_update().get(pk=tenant.pk)
     holders = list(locked.quota_claims.values_list("subject", flat=True)[:5])
     if holders:
@@ -103,15 +122,36 @@ def tenant_delete(*, actor: Actor, tenant: Tenant) -> None:
                 "__all__": f"Delete the tenant's resources first (still holding quota: {', '.join(holders)})."
             }
         )
-    audit_record(actor=actor, action="delete", tenant=None, target=locked, object_repr=locked.slug)
-    locked.delete()
+    audit_record(
+        actor=actor, action="delete", tenant=locked, target=locked, object_repr=locked.slug
+    )
+    if settings.KUBE_MODE == "off" or not TenantNetwork.objects.filter(tenant=locked).exists():
+        locked.delete()
+        return True
+    from tenants.tasks import delete_tenant
+
+    locked.state = Tenant.State.DELETING
+    locked.save(update_fields=["state"])
+    TenantNetwork.objects.filter(tenant=locked).update(
+        state=TenantNetwork.State.DELETING, message="Removing the namespace and network."
+    )
+    transaction.on_commit(lambda: delete_tenant.delay(locked.pk))
+    tenant.state = locked.state
+    return False
+
+
+def tenant_delete_finish(*, tenant_id: int) -> None:
+    """The last step of a deletion, once Kubernetes has let go of the tenant's objects."""
+    Tenant.objects.filter(pk=tenant_id, state=Tenant.State.DELETING).delete()
 
 
 def ensure_tenant_active(tenant: Tenant) -> None:
-    """Refuse new resources in a suspended tenant."""
+    """Refuse new resources in a suspended (or deleting) tenant."""
     if not tenant.is_active:
         raise ValidationError(
-            {"__all__": f"Tenant {tenant.slug} is suspended: nothing new can be created."}
+            {
+                "__all__": f"Tenant {tenant.slug} is {tenant.get_state_display().lower()}: nothing new can be created."
+            }
         )
 
 
@@ -158,7 +198,13 @@ def quota_update(
         setattr(quota, resource, value)
     quota.save()
     changes = diff(before, quota.limits())
+    if "load_balancer_ips" in changes and TenantNetwork.objects.filter(tenant=locked).exists():
+        # The MetalLB share follows the quota; never cut below the addresses in use.
+        lb_share_resize(
+            tenant=locked, count=max(quota.load_balancer_ips, used["load_balancer_ips"])
+        )
     if changes:
+        network_request_apply(tenant=locked)
         audit_record(
             actor=actor,
             action="update",

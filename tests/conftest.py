@@ -12,13 +12,20 @@ from collections.abc import Iterator
 
 import pytest
 from django.test import Client
+from pytest_django.fixtures import Settings as SettingsWrapper
 from rest_framework.test import APIClient
 
+from butler_portal.kube import forget_clients, kube_client
+from butler_portal.kube.adapter import KubeClient
+from butler_portal.kube.localcp import LocalControlPlane
+from butler_portal.kube.platform import prepare_local_platform
 from tenants.access import PlatformRole, TenantRole
-from tenants.models import Membership, Quota, Tenant, User
+from tenants.models import LoadBalancerRange, Membership, Quota, Tenant, User
 
 # Shared test bases live outside test modules: let pytest explain their failed asserts too.
 pytest.register_assert_rewrite("tests.api_mixin")
+
+pytest_plugins = ["tests.kube_fixtures"]
 
 PASSWORD = "correct-horse-battery-staple"
 
@@ -168,3 +175,24 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if IN_CI and _skipped_tests(session.config) and exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.fixture
+def portal_k8s(local_k8s: LocalControlPlane, settings: SettingsWrapper) -> Iterator[KubeClient]:
+    """Point the portal (services, tasks) at the session's real local API server."""
+    settings.KUBE_MODE = "kubeconfig"
+    settings.KUBECONFIG = str(local_k8s.kubeconfig_path)
+    forget_clients()
+    client = kube_client()
+    assert client is not None
+    prepare_local_platform(client)
+    yield client
+    forget_clients()
+
+
+@pytest.fixture
+def address_space(db: None) -> LoadBalancerRange:
+    """Room for tenant networks: the default subnet pool exists; add load-balancer addresses."""
+    return LoadBalancerRange.objects.create(
+        name="test-public", first_address="192.0.2.10", last_address="192.0.2.99"
+    )

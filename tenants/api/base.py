@@ -91,7 +91,7 @@ class TenantOwnedViewSet(ApiViewSet[ModelT]):
         slug = serializer.validated_data[TENANT_FIELD]
         return tenant_for_action(self.request.user, slug, self.write_action)
 
-    def _tenant_owned_queryset(self) -> TenantOwnedQuerySet:
+    def _tenant_owned_queryset(self) -> TenantOwnedQuerySet[Any]:
         queryset = super().get_queryset()
         if not isinstance(queryset, TenantOwnedQuerySet):
             raise ImproperlyConfigured(

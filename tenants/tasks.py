@@ -1,0 +1,33 @@
+"""Tenant background work. Thin: an id in, a service call, retries for transient failures."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from butler_portal.kube.errors import Transient
+from tenants import network
+
+
+class TeardownPending(Exception):
+    """Kubernetes has not let go of the tenant's objects yet: look again later."""
+
+
+@shared_task(autoretry_for=(Transient,), retry_backoff=2, retry_backoff_max=120, max_retries=12)
+def apply_tenant(tenant_id: int) -> None:
+    """Converge the tenant's namespace, quota and network in Kubernetes to the portal's plan."""
+    network.network_apply(tenant_id=tenant_id)
+
+
+@shared_task(
+    autoretry_for=(Transient, TeardownPending),
+    retry_backoff=2,
+    retry_backoff_max=60,
+    max_retries=30,
+)
+def delete_tenant(tenant_id: int) -> None:
+    """Remove the tenant's Kubernetes objects, then the tenant itself once they are gone."""
+    from tenants.services import tenant_delete_finish
+
+    if not network.network_teardown(tenant_id=tenant_id):
+        raise TeardownPending(tenant_id)
+    tenant_delete_finish(tenant_id=tenant_id)
