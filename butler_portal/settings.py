@@ -243,6 +243,8 @@ if KUBE_MODE not in {"embedded", "kubeconfig", "in-cluster", "off"}:
         f"KUBE_MODE={KUBE_MODE!r}: use embedded, kubeconfig, in-cluster or off"
     )
 EMBEDDED_KUBE_DIR = VAR_DIR / "k8s"
+# Modules whose status_handlers() tell the watcher what to follow (see tenants/status.py).
+WATCHER_HANDLER_MODULES = ["tenants.status"]
 KUBECONFIG = os.environ.get("KUBECONFIG") or (
     str(EMBEDDED_KUBE_DIR / "kubeconfig") if KUBE_MODE == "embedded" else ""
 )
