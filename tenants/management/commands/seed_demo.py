@@ -13,7 +13,7 @@ from django.db import transaction
 
 from tenants.access import PlatformRole, TenantRole
 from tenants.audit import Actor
-from tenants.models import Membership, Tenant, User
+from tenants.models import LoadBalancerRange, Membership, Tenant, User
 from tenants.services import membership_add, tenant_create, user_create
 
 DEMO_PASSWORD = "butler-demo-2026"
@@ -82,6 +82,12 @@ class Command(BaseCommand):
             )
         actor = Actor.system()
         with transaction.atomic():
+            # Public addresses for the tenants' load balancers. TEST-NET-1 (RFC 5737): the
+            # demo never routes to them, the simulator only hands them out.
+            LoadBalancerRange.objects.get_or_create(
+                name="demo-public",
+                defaults={"first_address": "192.0.2.10", "last_address": "192.0.2.200"},
+            )
             users = {username: self._user(actor, username, role) for username, role in DEMO_USERS}
             for spec in DEMO_TENANTS:
                 tenant = Tenant.objects.filter(slug=spec["slug"]).first() or tenant_create(
@@ -110,8 +116,6 @@ class Command(BaseCommand):
         for spec in DEMO_TENANTS:
             for username, role in spec["members"]:
                 roles[username] = f"{role} of {spec['slug']}"
-        self.stdout.write(
-            self.style.SUCCESS(f"Demo accounts (password for all: {DEMO_PASSWORD})")
-        )
+        self.stdout.write(self.style.SUCCESS(f"Demo accounts (password for all: {DEMO_PASSWORD})"))
         for username, role in roles.items():
             self.stdout.write(f"  {username:<10} {role}")
