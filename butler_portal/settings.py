@@ -113,6 +113,9 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
+if os.environ.get("TEST_DATABASE_NAME"):
+    # Lets several test runs share one Postgres server without dropping each other's database.
+    DATABASES["default"]["TEST"] = {"NAME": os.environ["TEST_DATABASE_NAME"]}
 if EMBEDDED:
     # SQLite serialises writers; a generous timeout turns lock contention into waiting.
     DATABASES["default"]["OPTIONS"] = {"timeout": 20, "transaction_mode": "IMMEDIATE"}

@@ -10,6 +10,8 @@ export SECRET_KEY="${SECRET_KEY:-test-only-secret-key-not-for-production-0123456
 export CELERY_TASK_ALWAYS_EAGER=true
 # Tests that need Kubernetes point the portal at the session's local API server themselves.
 export KUBE_MODE=off
+# A database of its own per run, so parallel runs on one machine never collide.
+export TEST_DATABASE_NAME="${TEST_DATABASE_NAME:-test_butler_portal_$$}"
 export BUTLER_TEST_ARTIFACTS="${BUTLER_TEST_ARTIFACTS:-$PWD/test-artifacts}"
 mkdir -p "$BUTLER_TEST_ARTIFACTS"
 
