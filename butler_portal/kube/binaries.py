@@ -29,6 +29,7 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -276,10 +277,32 @@ def _write_wrapper(
 
 def _go_build(wrapper: Path, package: str, output: Path, *, ldflags: str) -> None:
     name = output.name
-    logger.info("%s: resolving modules (first time: downloads ~0.5-1 GB)", name)
-    _run_go(["mod", "tidy"], wrapper)
-    logger.info("%s: compiling %s (first time: several minutes on 2 cores)", name, package)
-    _run_go(["build", "-o", str(output), "-ldflags", ldflags, package], wrapper)
+    with _heartbeat(f"{name}: resolving modules (first time: downloads ~0.5-1 GB)"):
+        _run_go(["mod", "tidy"], wrapper)
+    with _heartbeat(f"{name}: compiling {package} (first time: several minutes on 2 cores)"):
+        _run_go(["build", "-o", str(output), "-ldflags", ldflags, package], wrapper)
+
+
+@contextlib.contextmanager
+def _heartbeat(stage: str, every_seconds: float = 20.0) -> Iterator[None]:
+    """Say what is happening, then keep saying it is still happening: a silent
+    several-minute build looks exactly like a hung one."""
+    logger.info("%s", stage)
+    started = time.monotonic()
+    done = threading.Event()
+
+    def beat() -> None:
+        while not done.wait(every_seconds):
+            logger.info("  ... still working (%ds)", time.monotonic() - started)
+
+    thread = threading.Thread(target=beat, name="build-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
+        logger.info("  done in %ds", time.monotonic() - started)
 
 
 def _run_go(arguments: list[str], work_dir: Path) -> str:
