@@ -220,6 +220,8 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "InvitationStatusEnum": "tenants.api.serializers.INVITATION_STATUSES",
         "ApiTokenStatusEnum": "tenants.api.serializers.API_TOKEN_STATUSES",
+        "TenantStateEnum": "tenants.models.Tenant.State",
+        "TenantNetworkStateEnum": "tenants.models.TenantNetwork.State",
     },
 }
 

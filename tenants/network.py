@@ -8,16 +8,19 @@ Kubernetes happens later, in a task, from what the database says.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Callable
+from ipaddress import IPv4Address, IPv4Network
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from butler_portal.kube.errors import Invalid, KubeError, NotFound, Transient
 from butler_portal.realtime import publish_tenant_event
 from tenants.addressing import AddressSpaceExhausted, Span, carve, next_free_subnet, trim
+from tenants.audit import Actor, audit_record, diff
 from tenants.manifests import TenantPlan, address_share_manifests, tenant_manifests
 from tenants.models import (
     LoadBalancerBlock,
@@ -26,6 +29,7 @@ from tenants.models import (
     SubnetPool,
     Tenant,
     TenantNetwork,
+    dns_label_validator,
 )
 
 logger = logging.getLogger(__name__)
@@ -265,10 +269,360 @@ def network_refresh_state(*, tenant_id: int) -> None:
         ready = ready and (network.address_pool_ready or not needs_pool)
         state = TenantNetwork.State.READY if ready else TenantNetwork.State.PROVISIONING
     TenantNetwork.objects.filter(pk=network.pk).update(state=state)
-    publish_tenant_event(tenant_id, NETWORK_EVENT, network.pk, state=state)
+    toast = _state_toast(network.tenant, network.state, state, network.message)
+    publish_tenant_event(tenant_id, NETWORK_EVENT, network.pk, state=state, **toast)
 
 
 def _record(tenant: Tenant, state: str, message: str) -> None:
     logger.warning("tenant %s network %s: %s", tenant.slug, state, message)
+    before = TenantNetwork.objects.filter(tenant=tenant).values_list("state", flat=True).first()
     TenantNetwork.objects.filter(tenant=tenant).update(state=state, message=message)
-    publish_tenant_event(tenant.pk, NETWORK_EVENT, tenant.pk, state=state)
+    toast = _state_toast(tenant, before or "", state, message)
+    publish_tenant_event(tenant.pk, NETWORK_EVENT, tenant.pk, state=state, **toast)
+
+
+def _state_toast(tenant: Tenant, before: str, after: str, message: str) -> dict[str, str]:
+    """A notification for the tenant's open pages (``live.js``) when the network becomes
+    ready or fails; nothing for steps in between or a state that did not change."""
+    if before == after:
+        return {}
+    if after == TenantNetwork.State.READY:
+        return {"toast": f"The network of {tenant.name} is ready.", "level": "success"}
+    if after == TenantNetwork.State.FAILED:
+        reason = f": {message}" if message else "."
+        return {"toast": f"The network of {tenant.name} failed{reason}", "level": "error"}
+    return {}
+
+
+# --- Operator services: subnet pools and load-balancer ranges ------------------------------
+#
+# Operators shape the address plan; ``network_allocate`` and ``lb_share_resize`` carve the
+# tenants' subnets and shares out of it. The rules: IPv4 only; no two pools or ranges
+# overlap (a pool overlapping a public range would hand one address out twice); nothing
+# shrinks or goes away while a tenant holds addresses in it.
+
+#: The smallest tenant subnet: Kube-OVN keeps the first ten addresses out of automatic
+#: assignment (``reserved_range``), so a /28 leaves four for workloads.
+MAX_SUBNET_PREFIX_LENGTH = 28
+#: Key of the advisory lock that serialises changes to the address plan (any constant does).
+ADDRESS_PLAN_LOCK = 0x4255544C
+#: How many tenants a refusal names before "and others".
+TENANTS_NAMED = 5
+
+_Checked = TypeVar("_Checked")
+
+
+def _lock_address_plan() -> None:
+    """Serialise pool and range changes: the row two changes would conflict on may not
+    exist yet, so row locks cannot do it. (SQLite already serialises writers.)"""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [ADDRESS_PLAN_LOCK])
+
+
+def _collect(errors: dict[str, list[str]], check: Callable[[], _Checked]) -> _Checked | None:
+    """Run one check, adding its field errors to ``errors``: a form shows them all at once."""
+    try:
+        return check()
+    except ValidationError as error:
+        for field, messages in error.message_dict.items():
+            errors.setdefault(field, []).extend(messages)
+        return None
+
+
+def _checked_name(
+    model: type[SubnetPool | LoadBalancerRange], name: str, exclude_pk: int | None = None
+) -> str:
+    name = name.strip()
+    try:
+        dns_label_validator(name)
+    except ValidationError as error:
+        raise ValidationError({"name": error.messages}) from error
+    if model._default_manager.filter(name=name).exclude(pk__in=_ids(exclude_pk)).exists():
+        raise ValidationError({"name": f"There is already one named {name}."})
+    return name
+
+
+def _checked_network(cidr: str) -> IPv4Network:
+    text = cidr.strip()
+    try:
+        return IPv4Network(text)
+    except ValueError:
+        pass
+    try:
+        meant = IPv4Network(text, strict=False)
+    except ValueError:
+        raise ValidationError(
+            {"cidr": "Enter an IPv4 network in CIDR notation, e.g. 10.200.0.0/16."}
+        ) from None
+    raise ValidationError({"cidr": f"{text} has host bits set: did you mean {meant}?"})
+
+
+def _checked_prefix_length(network: IPv4Network, prefix_length: int) -> int:
+    if not network.prefixlen <= prefix_length <= MAX_SUBNET_PREFIX_LENGTH:
+        raise ValidationError(
+            {
+                "subnet_prefix_length": (
+                    f"Choose a size from /{network.prefixlen} (the whole pool) "
+                    f"to /{MAX_SUBNET_PREFIX_LENGTH}."
+                )
+            }
+        )
+    return prefix_length
+
+
+def _checked_address(field: str, text: str) -> IPv4Address:
+    try:
+        address = IPv4Address(text.strip())
+    except ValueError:
+        raise ValidationError({field: "Enter an IPv4 address, e.g. 192.0.2.10."}) from None
+    if (
+        address.is_unspecified
+        or address.is_loopback
+        or address.is_multicast
+        or address.is_link_local
+        or address.is_reserved
+    ):
+        raise ValidationError({field: f"{address} cannot be given to a load balancer."})
+    return address
+
+
+def _span_of(network: IPv4Network) -> Span:
+    return Span(int(network.network_address), int(network.broadcast_address))
+
+
+def _ids(pk: int | None) -> list[int]:
+    """``exclude(pk__in=...)`` of "the row being changed", if any."""
+    return [] if pk is None else [pk]
+
+
+def _overlap(span: Span, *, pool_pk: int | None = None) -> str:
+    """What ``span`` overlaps among the pools (but the one being changed) and ranges, or ""."""
+    for pool in SubnetPool.objects.exclude(pk__in=_ids(pool_pk)):
+        other = _span_of(IPv4Network(pool.cidr))
+        if other.first <= span.last and span.first <= other.last:
+            return f"Overlaps the subnet pool {pool.name} ({pool.cidr})."
+    for address_range in LoadBalancerRange.objects.all():
+        other = Span.between(address_range.first_address, address_range.last_address)
+        if other.first <= span.last and span.first <= other.last:
+            return f"Overlaps the load-balancer range {address_range.name} ({other})."
+    return ""
+
+
+def _named(slugs: list[str]) -> str:
+    """Tenant slugs for a message, the first few of them."""
+    shown = ", ".join(slugs[:TENANTS_NAMED])
+    return f"{shown} and others" if len(slugs) > TENANTS_NAMED else shown
+
+
+def _pool_room(network: IPv4Network, pool: SubnetPool | None) -> None:
+    """Refuse a pool that overlaps others or (when changing one) leaves out its tenants."""
+    overlap = _overlap(_span_of(network), pool_pk=pool.pk if pool else None)
+    if overlap:
+        raise ValidationError({"cidr": overlap})
+    if pool is None:
+        return
+    held = TenantNetwork.objects.filter(subnet_pool=pool, subnet_cidr__isnull=False)
+    left_out = [
+        slug
+        for slug, cidr in held.order_by("tenant__slug").values_list("tenant__slug", "subnet_cidr")
+        if cidr is not None and not IPv4Network(cidr).subnet_of(network)
+    ]
+    if left_out:
+        raise ValidationError(
+            {
+                "cidr": (
+                    f"{network} would leave out the subnets of {_named(left_out)}: "
+                    "a pool cannot shrink below what tenants hold."
+                )
+            }
+        )
+
+
+def _pool_fields(pool: SubnetPool) -> dict[str, Any]:
+    return {
+        "name": pool.name,
+        "cidr": pool.cidr,
+        "subnet_prefix_length": pool.subnet_prefix_length,
+    }
+
+
+def _checked_pool(
+    name: str, cidr: str, prefix_length: int, pool: SubnetPool | None
+) -> tuple[str, IPv4Network, int]:
+    """A pool's fields as they may be saved, or every reason they may not, by field."""
+    errors: dict[str, list[str]] = {}
+    checked_name = _collect(
+        errors, lambda: _checked_name(SubnetPool, name, exclude_pk=pool.pk if pool else None)
+    )
+    network = _collect(errors, lambda: _checked_network(cidr))
+    checked_length = None
+    if network is not None:
+        checked_length = _collect(errors, lambda: _checked_prefix_length(network, prefix_length))
+        _collect(errors, lambda: _pool_room(network, pool=pool))
+    if errors or checked_name is None or network is None or checked_length is None:
+        raise ValidationError(errors)
+    return checked_name, network, checked_length
+
+
+@transaction.atomic
+def subnet_pool_create(
+    *, actor: Actor, name: str, cidr: str, subnet_prefix_length: int
+) -> SubnetPool:
+    """Add a supernet that new tenants' subnets are taken from (after the older pools)."""
+    _lock_address_plan()
+    checked_name, network, prefix_length = _checked_pool(
+        name, cidr, subnet_prefix_length, pool=None
+    )
+    pool = SubnetPool.objects.create(
+        name=checked_name, cidr=str(network), subnet_prefix_length=prefix_length
+    )
+    audit_record(
+        actor=actor,
+        action="create",
+        tenant=None,
+        target=pool,
+        object_type="subnet_pool",
+        changes=_pool_fields(pool),
+    )
+    return pool
+
+
+@transaction.atomic
+def subnet_pool_update(
+    *,
+    actor: Actor,
+    pool: SubnetPool,
+    name: str | None = None,
+    cidr: str | None = None,
+    subnet_prefix_length: int | None = None,
+) -> SubnetPool:
+    """Rename, grow or shrink a pool, or change the size of the subnets it gives from now on
+    (fields left None stay). Tenants keep their subnets: shrinking below one is refused."""
+    _lock_address_plan()
+    locked = SubnetPool.objects.select_for_update().get(pk=pool.pk)
+    before = _pool_fields(locked)
+    checked_name, network, prefix_length = _checked_pool(
+        locked.name if name is None else name,
+        locked.cidr if cidr is None else cidr,
+        locked.subnet_prefix_length if subnet_prefix_length is None else subnet_prefix_length,
+        pool=locked,
+    )
+    locked.name = checked_name
+    locked.cidr = str(network)
+    locked.subnet_prefix_length = prefix_length
+    locked.save(update_fields=["name", "cidr", "subnet_prefix_length"])
+    changes = diff(before, _pool_fields(locked))
+    if changes:
+        audit_record(
+            actor=actor,
+            action="update",
+            tenant=None,
+            target=locked,
+            object_type="subnet_pool",
+            changes=changes,
+        )
+    return locked
+
+
+@transaction.atomic
+def subnet_pool_delete(*, actor: Actor, pool: SubnetPool) -> None:
+    """Remove an empty pool. One that tenants hold subnets in, or the last one, stays."""
+    _lock_address_plan()
+    locked = SubnetPool.objects.select_for_update().get(pk=pool.pk)
+    holders = list(
+        TenantNetwork.objects.filter(subnet_pool=locked)
+        .order_by("tenant__slug")
+        .values_list("tenant__slug", flat=True)[: TENANTS_NAMED + 1]
+    )
+    if holders:
+        raise ValidationError(
+            {
+                "__all__": (
+                    f"Tenants hold subnets in {locked.name} ({_named(holders)}): "
+                    "it can be deleted once they are gone."
+                )
+            }
+        )
+    if not SubnetPool.objects.exclude(pk=locked.pk).exists():
+        raise ValidationError(
+            {"__all__": "This is the last subnet pool: add another one before deleting it."}
+        )
+    audit_record(
+        actor=actor,
+        action="delete",
+        tenant=None,
+        target=locked,
+        object_type="subnet_pool",
+        changes=_pool_fields(locked),
+    )
+    locked.delete()
+
+
+def _range_room(first: IPv4Address, last: IPv4Address) -> None:
+    if last < first:
+        raise ValidationError({"last_address": "Must not come before the first address."})
+    overlap = _overlap(Span(int(first), int(last)))
+    if overlap:
+        # On the end that lies inside the other range, or on the last if it swallows one.
+        inside = _overlap(Span(int(first), int(first)))
+        raise ValidationError({"first_address" if inside else "last_address": overlap})
+
+
+@transaction.atomic
+def lb_range_create(
+    *, actor: Actor, name: str, first_address: str, last_address: str
+) -> LoadBalancerRange:
+    """Add public addresses that tenants' MetalLB shares are taken from (after older ranges)."""
+    _lock_address_plan()
+    errors: dict[str, list[str]] = {}
+    checked_name = _collect(errors, lambda: _checked_name(LoadBalancerRange, name))
+    first = _collect(errors, lambda: _checked_address("first_address", first_address))
+    last = _collect(errors, lambda: _checked_address("last_address", last_address))
+    if first is not None and last is not None:
+        _collect(errors, lambda: _range_room(first, last))
+    if errors or checked_name is None or first is None or last is None:
+        raise ValidationError(errors)
+    address_range = LoadBalancerRange.objects.create(
+        name=checked_name, first_address=str(first), last_address=str(last)
+    )
+    audit_record(
+        actor=actor,
+        action="create",
+        tenant=None,
+        target=address_range,
+        object_type="load_balancer_range",
+        changes={"first_address": str(first), "last_address": str(last)},
+    )
+    return address_range
+
+
+@transaction.atomic
+def lb_range_delete(*, actor: Actor, address_range: LoadBalancerRange) -> None:
+    """Remove a range no tenant holds addresses in."""
+    _lock_address_plan()
+    locked = LoadBalancerRange.objects.select_for_update().get(pk=address_range.pk)
+    holders = list(
+        LoadBalancerBlock.objects.filter(address_range=locked)
+        .order_by("tenant__slug")
+        .values_list("tenant__slug", flat=True)
+        .distinct()[: TENANTS_NAMED + 1]
+    )
+    if holders:
+        raise ValidationError(
+            {
+                "__all__": (
+                    f"Tenants hold addresses in {locked.name} ({_named(holders)}): "
+                    "it can be deleted once they have none there."
+                )
+            }
+        )
+    audit_record(
+        actor=actor,
+        action="delete",
+        tenant=None,
+        target=locked,
+        object_type="load_balancer_range",
+        changes={"first_address": locked.first_address, "last_address": locked.last_address},
+    )
+    locked.delete()

@@ -1,13 +1,25 @@
-"""Reads that more than one view needs: quota usage, a user's tenants."""
+"""Reads that more than one view needs: quota usage, a user's tenants, network usage."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from ipaddress import IPv4Network
 from typing import TYPE_CHECKING, Any
 
 from django.db.models import Sum
 
-from tenants.models import QUOTA_UNITS, Quota, QuotaClaim, QuotaResource, Tenant
+from tenants.addressing import Span, gateway_of
+from tenants.models import (
+    QUOTA_UNITS,
+    LoadBalancerBlock,
+    LoadBalancerRange,
+    Quota,
+    QuotaClaim,
+    QuotaResource,
+    SubnetPool,
+    Tenant,
+    TenantNetwork,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -23,6 +35,15 @@ def format_amount(resource: str, amount: int) -> str:
         return f"{amount} MiB"
     unit = QUOTA_UNITS.get(resource)
     return f"{amount} {unit}" if unit else str(amount)
+
+
+def usage_level(percent: int) -> str:
+    """A word for a gauge's or bar's colour: the same thresholds everywhere."""
+    if percent >= 90:
+        return "critical"
+    if percent >= 70:
+        return "warning"
+    return "ok"
 
 
 @dataclass(frozen=True)
@@ -46,11 +67,9 @@ class QuotaUsage:
     @property
     def level(self) -> str:
         """A word for the gauge's colour."""
-        if self.used > self.limit or self.percent >= 90:
+        if self.used > self.limit:
             return "critical"
-        if self.percent >= 70:
-            return "warning"
-        return "ok"
+        return usage_level(self.percent)
 
     @property
     def over_limit(self) -> bool:
@@ -123,3 +142,264 @@ def quota_usage_for_tenants(tenants: Iterable[Tenant]) -> dict[int, list[QuotaUs
         ]
         for tenant_id in tenant_ids
     }
+
+
+# --- Networks -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AddressUsage:
+    """Used out of total (addresses, subnets), with what ``components/meter.html`` shows."""
+
+    label: str
+    used: int
+    total: int
+
+    @property
+    def free(self) -> int:
+        return max(self.total - self.used, 0)
+
+    @property
+    def percent(self) -> int:
+        if self.total == 0:
+            return 100 if self.used else 0
+        return min(round(100 * self.used / self.total), 100)
+
+    @property
+    def level(self) -> str:
+        return usage_level(self.percent)
+
+    @property
+    def used_display(self) -> str:
+        return f"{self.used:,}"
+
+    @property
+    def limit_display(self) -> str:
+        return f"{self.total:,}"
+
+
+@dataclass(frozen=True)
+class NetworkCheck:
+    """One part of a tenant network that a controller must report ready."""
+
+    label: str
+    #: The part in a sentence ("waiting for the VPC").
+    noun: str
+    #: None when the part is not needed (no load-balancer addresses: no address pool).
+    ready: bool | None
+
+
+# What a network in each state is waiting for, when the controllers gave no reason.
+NETWORK_STATE_EXPLANATIONS: dict[str, str] = {
+    TenantNetwork.State.PENDING: "Waiting to be set up in Kubernetes.",
+    TenantNetwork.State.PROVISIONING: "Kube-OVN and MetalLB are setting up the network.",
+    TenantNetwork.State.FAILED: "The network could not be set up.",
+    TenantNetwork.State.DELETING: "The namespace and network are being removed.",
+}
+
+
+@dataclass(frozen=True)
+class TenantNetworkSummary:
+    """A tenant's network as its members see it: addresses, readiness, load-balancer share."""
+
+    network: TenantNetwork
+    lb_blocks: list[LoadBalancerBlock]
+    lb_quota: int
+
+    @property
+    def state(self) -> str:
+        return self.network.state
+
+    @property
+    def is_ready(self) -> bool:
+        return self.network.state == TenantNetwork.State.READY
+
+    @property
+    def in_progress(self) -> bool:
+        """Whether something is still happening (the panel shows a spinner)."""
+        return self.network.state in {
+            TenantNetwork.State.PENDING,
+            TenantNetwork.State.PROVISIONING,
+            TenantNetwork.State.DELETING,
+        }
+
+    @property
+    def explanation(self) -> str:
+        """Why it is not ready, in plain words ("" once ready)."""
+        if self.is_ready:
+            return ""
+        if self.network.message:
+            return self.network.message
+        waiting = [check.noun for check in self.checks if check.ready is False]
+        if self.network.state == TenantNetwork.State.PROVISIONING and waiting:
+            return f"Waiting for {_joined(waiting)} to be ready."
+        return NETWORK_STATE_EXPLANATIONS.get(self.network.state, "")
+
+    @property
+    def gateway(self) -> str | None:
+        return gateway_of(self.network.subnet_cidr) if self.network.subnet_cidr else None
+
+    @property
+    def checks(self) -> list[NetworkCheck]:
+        return [
+            NetworkCheck("VPC", "the VPC", self.network.vpc_ready),
+            NetworkCheck("Subnet", "the subnet", self.network.subnet_ready),
+            NetworkCheck("Address pool", "the load-balancer address pool", self.address_pool_ready),
+        ]
+
+    @property
+    def address_pool_ready(self) -> bool | None:
+        """MetalLB's pool of the tenant's addresses; None when the tenant holds none."""
+        return self.network.address_pool_ready if self.lb_blocks else None
+
+    @property
+    def subnet_usage(self) -> AddressUsage | None:
+        """Addresses in use in the subnet, once Kube-OVN has reported them."""
+        used, available = self.network.subnet_used_ips, self.network.subnet_available_ips
+        if used is None or available is None:
+            return None
+        return AddressUsage("Subnet addresses", used, used + available)
+
+    @property
+    def lb_ranges(self) -> list[str]:
+        return [block.as_range() for block in self.lb_blocks]
+
+    @property
+    def lb_share_size(self) -> int:
+        return sum(block.size for block in self.lb_blocks)
+
+    @property
+    def lb_usage(self) -> AddressUsage | None:
+        """Load-balancer addresses assigned to services, once MetalLB has reported them."""
+        assigned, available = self.network.lb_assigned_ips, self.network.lb_available_ips
+        if assigned is None or available is None:
+            return None
+        return AddressUsage("Load-balancer addresses", assigned, assigned + available)
+
+
+def _joined(parts: list[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    return parts[0] if len(parts) == 1 else f"{', '.join(parts[:-1])} and {parts[-1]}"
+
+
+def tenant_network_summary(tenant: Tenant) -> TenantNetworkSummary | None:
+    """The tenant's network, or None before one was allocated (two queries)."""
+    network = TenantNetwork.objects.select_related("tenant__quota").filter(tenant=tenant).first()
+    if network is None:
+        return None
+    return TenantNetworkSummary(
+        network=network,
+        lb_blocks=list(LoadBalancerBlock.objects.filter(tenant=tenant).order_by("first")),
+        lb_quota=network.tenant.quota.load_balancer_ips,
+    )
+
+
+@dataclass(frozen=True)
+class SubnetPoolUsage:
+    """How much of a subnet pool the tenants' subnets take."""
+
+    pool: SubnetPool
+    tenant_count: int
+    allocated_addresses: int
+    #: Addresses Kube-OVN reports in use, summed over the pool's tenant subnets.
+    addresses_in_use: int
+
+    @property
+    def total_addresses(self) -> int:
+        return IPv4Network(self.pool.cidr).num_addresses
+
+    @property
+    def free_addresses(self) -> int:
+        return max(self.total_addresses - self.allocated_addresses, 0)
+
+    @property
+    def capacity(self) -> int:
+        """Tenants the pool holds at its current subnet size (what is allocated plus what fits)."""
+        subnet_size: int = 2 ** (32 - self.pool.subnet_prefix_length)
+        return self.tenant_count + self.free_addresses // subnet_size
+
+    @property
+    def subnets(self) -> AddressUsage:
+        return AddressUsage("Tenant subnets", self.tenant_count, self.capacity)
+
+
+def subnet_pool_usages(pools: Iterable[SubnetPool]) -> list[SubnetPoolUsage]:
+    """Usage of each pool, in one query whatever the number of pools and tenants."""
+    pools = list(pools)
+    tenants: dict[int, int] = dict.fromkeys((pool.pk for pool in pools), 0)
+    allocated = dict(tenants)
+    in_use = dict(tenants)
+    subnets = TenantNetwork.objects.filter(
+        subnet_pool__in=pools, subnet_cidr__isnull=False
+    ).values_list("subnet_pool_id", "subnet_cidr", "subnet_used_ips")
+    for pool_id, cidr, used_ips in subnets:
+        if pool_id is None or cidr is None:  # excluded by the filter; narrows the types
+            continue
+        tenants[pool_id] += 1
+        allocated[pool_id] += IPv4Network(cidr).num_addresses
+        in_use[pool_id] += used_ips or 0
+    return [
+        SubnetPoolUsage(
+            pool=pool,
+            tenant_count=tenants[pool.pk],
+            allocated_addresses=allocated[pool.pk],
+            addresses_in_use=in_use[pool.pk],
+        )
+        for pool in pools
+    ]
+
+
+@dataclass(frozen=True)
+class RangeHolding:
+    """The blocks of one range that make up (part of) one tenant's MetalLB share."""
+
+    tenant: Tenant
+    blocks: list[str]
+    size: int
+
+
+@dataclass(frozen=True)
+class LoadBalancerRangeUsage:
+    """Which tenants hold which addresses of a load-balancer range."""
+
+    address_range: LoadBalancerRange
+    holdings: list[RangeHolding]
+
+    @property
+    def size(self) -> int:
+        return Span.between(self.address_range.first_address, self.address_range.last_address).size
+
+    @property
+    def allocated(self) -> int:
+        return sum(holding.size for holding in self.holdings)
+
+    @property
+    def free(self) -> int:
+        return max(self.size - self.allocated, 0)
+
+    @property
+    def addresses(self) -> AddressUsage:
+        return AddressUsage("Allocated addresses", self.allocated, self.size)
+
+
+def lb_range_usages(ranges: Iterable[LoadBalancerRange]) -> list[LoadBalancerRangeUsage]:
+    """Usage of each range with its holders, in one query whatever the number of blocks."""
+    ranges = list(ranges)
+    holdings: dict[int, dict[int, RangeHolding]] = {r.pk: {} for r in ranges}
+    blocks = (
+        LoadBalancerBlock.objects.filter(address_range__in=ranges)
+        .select_related("tenant")
+        .order_by("first")
+    )
+    for block in blocks:
+        by_tenant = holdings[block.address_range_id]
+        held = by_tenant.get(block.tenant_id)
+        by_tenant[block.tenant_id] = RangeHolding(
+            tenant=block.tenant,
+            blocks=[*(held.blocks if held else []), block.as_range()],
+            size=(held.size if held else 0) + block.size,
+        )
+    return [
+        LoadBalancerRangeUsage(address_range=r, holdings=list(holdings[r.pk].values()))
+        for r in ranges
+    ]

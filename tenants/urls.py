@@ -3,7 +3,7 @@
 from django.urls import path
 
 from tenants.models import Tenant
-from tenants.views import audit, dashboard, home, invitations, members, operator, tokens
+from tenants.views import audit, dashboard, home, invitations, members, network, operator, tokens
 
 urlpatterns = [
     path("", home.HomeView.as_view(), name="home"),
@@ -12,6 +12,7 @@ urlpatterns = [
     # --- A tenant's pages ---------------------------------------------------------------
     path("t/<slug:slug>/", dashboard.TenantDashboardView.as_view(), name="tenant-dashboard"),
     path("t/<slug:slug>/members/", members.MembersView.as_view(), name="members"),
+    path("t/<slug:slug>/network/", network.TenantNetworkView.as_view(), name="tenant-network"),
     path(
         "t/<slug:slug>/members/<int:pk>/role/",
         members.MemberRoleView.as_view(),
@@ -84,6 +85,27 @@ urlpatterns = [
         "operator/tenants/<slug:slug>/delete/",
         operator.OperatorTenantDeleteView.as_view(),
         name="operator-tenant-delete",
+    ),
+    path("operator/networks/", network.OperatorNetworksView.as_view(), name="operator-networks"),
+    path(
+        "operator/networks/pools/new/",
+        network.SubnetPoolCreateView.as_view(),
+        name="operator-network-pool-create",
+    ),
+    path(
+        "operator/networks/pools/<int:pk>/delete/",
+        network.SubnetPoolDeleteView.as_view(),
+        name="operator-network-pool-delete",
+    ),
+    path(
+        "operator/networks/ranges/new/",
+        network.LoadBalancerRangeCreateView.as_view(),
+        name="operator-network-range-create",
+    ),
+    path(
+        "operator/networks/ranges/<int:pk>/delete/",
+        network.LoadBalancerRangeDeleteView.as_view(),
+        name="operator-network-range-delete",
     ),
     path("operator/users/", operator.OperatorUsersView.as_view(), name="operator-users"),
     path(

@@ -3,6 +3,7 @@
 from django.urls import path
 from rest_framework.routers import DefaultRouter
 
+from tenants.api.network import LoadBalancerRangeViewSet, SubnetPoolViewSet, TenantNetworkView
 from tenants.api.views import (
     ApiTokenViewSet,
     AuditEventViewSet,
@@ -28,8 +29,11 @@ router.register("invitations", InvitationViewSet, basename="invitation")
 router.register("tokens", ApiTokenViewSet, basename="token")
 router.register("audit-events", AuditEventViewSet, basename="audit-event")
 router.register("users", UserViewSet, basename="user")
+router.register("subnet-pools", SubnetPoolViewSet, basename="subnet-pool")
+router.register("load-balancer-ranges", LoadBalancerRangeViewSet, basename="load-balancer-range")
 
 urlpatterns = [
     path("me/", MeView.as_view(), name="me"),
+    path("tenants/<slug:slug>/network/", TenantNetworkView.as_view(), name="tenant-network"),
     *router.urls,
 ]
