@@ -22,6 +22,7 @@ from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from butler_portal.realtime import publish_tenant_event
 from tenants.access import TenantRole
 from tenants.audit import Actor, audit_record, diff
 from tenants.models import (
@@ -157,6 +158,9 @@ def ensure_tenant_active(tenant: Tenant) -> None:
 
 # --- Quotas -------------------------------------------------------------------------------
 
+# Tells open dashboards to refresh their usage gauges.
+QUOTA_EVENT = "quota"
+
 
 def _checked_limits(limits: Mapping[str, int]) -> dict[str, int]:
     errors = {}
@@ -205,6 +209,7 @@ def quota_update(
         )
     if changes:
         network_request_apply(tenant=locked)
+        publish_tenant_event(locked.pk, QUOTA_EVENT)
         audit_record(
             actor=actor,
             action="update",
@@ -247,12 +252,15 @@ def quota_reserve(*, tenant: Tenant, subject: str, amounts: Mapping[str, int]) -
     for resource, wanted in cleaned.items():
         setattr(claim, resource, wanted)
     claim.save()
+    publish_tenant_event(locked.pk, QUOTA_EVENT)
     return claim
 
 
 def quota_release(*, tenant: Tenant, subject: str) -> None:
     """Give back everything ``subject`` holds. Idempotent."""
-    QuotaClaim.objects.filter(tenant=tenant, subject=subject).delete()
+    released, _ = QuotaClaim.objects.filter(tenant=tenant, subject=subject).delete()
+    if released:
+        publish_tenant_event(tenant.pk, QUOTA_EVENT)
 
 
 # --- Members and invitations --------------------------------------------------------------

@@ -16,7 +16,8 @@ RECENT_ACTIVITY_ROWS = 8
 class TenantDashboardView(TenantView):
     template_name = "tenants/dashboard.html"
     # ``portal:quota`` (or any app's event) refreshes the gauges in place.
-    partial_templates = {"quota-panel": "tenants/_quota_panel.html"}
+    # The panel swaps its inside, so queued refreshes survive a burst of events.
+    partial_templates = {"quota-panel": "components/quota_grid.html"}
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context = super().get_context_data(**kwargs)

@@ -120,3 +120,24 @@ def test_concurrent_reservations_never_exceed_the_limit() -> None:
     assert len(granted) == 10
     assert len(refused) == 40
     assert QuotaClaim.objects.filter(tenant=tenant).count() == 10
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_reserving_and_releasing_tell_open_dashboards() -> None:
+    """Each quota change publishes one "quota" event to the tenant's group, after commit."""
+    from asgiref.sync import sync_to_async
+    from channels.layers import get_channel_layer
+
+    from butler_portal.realtime import tenant_group
+
+    tenant = await sync_to_async(make_tenant)("live", "Live Ltd")
+    layer = get_channel_layer()
+    assert layer is not None
+    channel = await layer.new_channel()
+    await layer.group_add(tenant_group(tenant.pk), channel)
+
+    await sync_to_async(reserve)(tenant, "vm:1", vms=1)
+    await sync_to_async(quota_release)(tenant=tenant, subject="vm:1")
+
+    kinds = [(await layer.receive(channel))["event"]["kind"] for _ in range(2)]
+    assert kinds == ["quota", "quota"]
