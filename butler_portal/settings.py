@@ -58,6 +58,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django.contrib.humanize",
+    "servestatic",  # its configuration checks; the middleware serves the files
     "channels",
     "rest_framework",
     "django_filters",

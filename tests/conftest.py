@@ -70,7 +70,9 @@ def _close_stray_connections(django_db_setup: None, django_db_blocker: object) -
     yield
     from django.db import connection
 
-    if connection.vendor == "postgresql":
+    # Only when a test database was created: a run without database tests never made one.
+    created = connection.settings_dict["NAME"] == connection.creation._get_test_db_name()
+    if connection.vendor == "postgresql" and created:
         with django_db_blocker.unblock(), connection.cursor() as cursor:  # type: ignore[attr-defined]
             cursor.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
