@@ -224,6 +224,9 @@ SPECTACULAR_SETTINGS = {
         "ApiTokenStatusEnum": "tenants.api.serializers.API_TOKEN_STATUSES",
         "TenantStateEnum": "tenants.models.Tenant.State",
         "TenantNetworkStateEnum": "tenants.models.TenantNetwork.State",
+        "ClusterStepStateEnum": "clusters.models.ClusterStep.State",
+        "ClusterPhaseEnum": "clusters.models.Cluster.Phase",
+        "KubernetesVersionStatusEnum": "clusters.models.KubernetesVersion.Status",
     },
 }
 
@@ -265,6 +268,38 @@ TENANT_SUBNET_PREFIX_LENGTH = env_int("TENANT_SUBNET_PREFIX_LENGTH", 24)
 KUBE_QUOTA_OVERHEAD_PERCENT = env_int("KUBE_QUOTA_OVERHEAD_PERCENT", 10)
 KUBE_CONTROL_PLANE_CPU_MILLI = env_int("KUBE_CONTROL_PLANE_CPU_MILLI", 1500)
 KUBE_CONTROL_PLANE_MEMORY_MIB = env_int("KUBE_CONTROL_PLANE_MEMORY_MIB", 2048)
+# Drift checks of tenant networks (a module that provides drift_checks() only).
+WATCHER_HANDLER_MODULES += ["butler_portal.watcher.tenant_networks"]
+WATCHER_HANDLER_MODULES += ["clusters.status"]
+# The watcher (manage.py watch). Replicas elect a leader on the Lease "butler-portal-watcher"
+# in this namespace (deployments set it to the portal's own); one embedded process needs none.
+WATCHER_LEADER_ELECTION = env_bool("WATCHER_LEADER_ELECTION", not EMBEDDED)
+WATCHER_LEASE_NAMESPACE = os.environ.get("WATCHER_LEASE_NAMESPACE", "butler-portal")
+# client-go's leaderelection defaults; the deadline must be below the duration.
+WATCHER_LEASE_DURATION_SECONDS = env_int("WATCHER_LEASE_DURATION_SECONDS", 15)
+WATCHER_RENEW_DEADLINE_SECONDS = env_int("WATCHER_RENEW_DEADLINE_SECONDS", 10)
+WATCHER_RETRY_PERIOD_SECONDS = env_int("WATCHER_RETRY_PERIOD_SECONDS", 2)
+# Compare the portal with the cluster (repair what is missing, report orphans); 0 = never.
+WATCHER_RECONCILE_MINUTES = env_int("WATCHER_RECONCILE_MINUTES", 10)
+
+# --- Tenant clusters (Cluster API + Kamaji + KubeVirt) -------------------------------------
+# Networks inside each tenant cluster (they never leave it, so every cluster may use them).
+CLUSTER_POD_CIDR = os.environ.get("CLUSTER_POD_CIDR", "10.244.0.0/16")
+CLUSTER_SERVICE_CIDR = os.environ.get("CLUSTER_SERVICE_CIDR", "10.96.0.0/16")
+CLUSTER_DNS_DOMAIN = os.environ.get("CLUSTER_DNS_DOMAIN", "cluster.local")
+# Worker boot image per Kubernetes version, unless the version's catalog entry names one.
+CLUSTER_NODE_IMAGE = os.environ.get(
+    "CLUSTER_NODE_IMAGE", "quay.io/capk/ubuntu-2404-container-disk:{version}"
+)
+# StorageClass of worker root disks ("" = the infrastructure's default, e.g. LINSTOR's).
+CLUSTER_WORKER_STORAGE_CLASS = os.environ.get("CLUSTER_WORKER_STORAGE_CLASS", "")
+# Kamaji DataStore for control planes ("" = Kamaji's own default).
+KAMAJI_DATASTORE = os.environ.get("KAMAJI_DATASTORE", "")
+CLUSTER_DEFAULT_INSTANCE_TYPE = os.environ.get("CLUSTER_DEFAULT_INSTANCE_TYPE", "m1.medium")
+# Personal kubeconfigs: certificate lifetime and the groups the tenant clusters bind.
+CLUSTER_KUBECONFIG_LIFETIME_HOURS = env_int("CLUSTER_KUBECONFIG_LIFETIME_HOURS", 8)
+CLUSTER_ADMIN_GROUP = os.environ.get("CLUSTER_ADMIN_GROUP", "butler:cluster-admins")
+CLUSTER_VIEWER_GROUP = os.environ.get("CLUSTER_VIEWER_GROUP", "butler:viewers")
 
 # --- Security (production) ---------------------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True

@@ -1,6 +1,8 @@
+from importlib import import_module
+
 from django.contrib import admin
 from django.http import HttpRequest, JsonResponse
-from django.urls import include, path
+from django.urls import URLPattern, URLResolver, include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 
@@ -9,10 +11,18 @@ def healthz(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"status": "ok"})
 
 
+def api_routes(*modules: str) -> list[URLPattern | URLResolver]:
+    return [route for module in modules for route in import_module(module).urlpatterns]
+
+
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("django-admin/", admin.site.urls),
-    path("api/v1/", include("tenants.api.urls")),
+    # Every app's API routes share the one "api" namespace (api:<basename>-list, ...).
+    path(
+        "api/v1/",
+        include((api_routes("tenants.api.urls", "clusters.api.urls"), "api")),
+    ),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),

@@ -11,6 +11,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
+from clusters.seed import seed_catalog
 from tenants.access import PlatformRole, TenantRole
 from tenants.audit import Actor
 from tenants.models import LoadBalancerRange, Membership, Tenant, User
@@ -88,6 +89,8 @@ class Command(BaseCommand):
                 name="demo-public",
                 defaults={"first_address": "192.0.2.10", "last_address": "192.0.2.200"},
             )
+            # Kubernetes versions, instance types and add-ons for the cluster form.
+            seed_catalog(actor)
             users = {username: self._user(actor, username, role) for username, role in DEMO_USERS}
             for spec in DEMO_TENANTS:
                 tenant = Tenant.objects.filter(slug=spec["slug"]).first() or tenant_create(

@@ -1,0 +1,302 @@
+"""What the watcher follows for clusters, and how it lands in the database.
+
+``status_handlers()`` and ``drift_checks()`` are the watcher contract (see
+``butler_portal.watcher.registry``). Each handler stores
+the object's latest state as a ``ClusterObservation`` and re-derives the cluster's phase,
+reason and timeline from all of them (``clusters.lifecycle.derive``, pure and unit-tested);
+``cluster_refresh`` writes the result and tells the tenant's browsers. The watcher runs each
+handler in a transaction, so events go out only once it commits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from butler_portal.kube.adapter import Manifest
+from butler_portal.kube.informer import Handler, WatchedKind
+from butler_portal.labels import CLUSTER_KEY, MANAGED_SELECTOR
+from butler_portal.realtime import publish_tenant_event
+from butler_portal.watcher.drift import DriftCheck
+from clusters.lifecycle import READY, Desired, Picture, Step, derive, normalise_version
+from clusters.manifests import (
+    CAPI_CLUSTER_NAME_KEY,
+    CLUSTER_API,
+    CONTROL_PLANE_API,
+    HELM_RELEASE_API,
+    TENANT_CONTROL_PLANE_API,
+)
+from clusters.models import Cluster, ClusterObservation, ClusterStep
+from tenants.audit import Actor, audit_record
+from tenants.models import TenantNetwork
+from tenants.network import namespace_for
+
+CLUSTER_EVENT = "cluster.changed"
+
+#: Kinds named after their cluster (the portal names the control plane like the cluster).
+NAMED_LIKE_THE_CLUSTER = frozenset({"Cluster", "KamajiControlPlane", "TenantControlPlane"})
+
+
+# --- Deriving and storing the picture ---------------------------------------------------------
+
+
+def desired_of(cluster: Cluster) -> Desired:
+    return Desired(
+        name=cluster.name,
+        version=cluster.version.version,
+        worker_version=cluster.worker_version.version,
+        worker_count=cluster.worker_count,
+        hibernated=cluster.hibernated,
+        addons=[addon.name for addon in cluster.addons.all()],
+        applied=cluster.applied_at is not None,
+        deleting=cluster.deletion_requested_at is not None,
+        apply_error=cluster.apply_error,
+        ever_ready=cluster.ready_at is not None,
+        address_pool=_namespace_of(cluster),
+    )
+
+
+def _namespace_of(cluster: Cluster) -> str:
+    network = TenantNetwork.objects.filter(tenant_id=cluster.tenant_id).only("namespace").first()
+    return network.namespace if network else namespace_for(cluster.tenant.slug)
+
+
+def cluster_refresh(cluster: Cluster) -> Picture:
+    """Re-derive phase, reason and timeline; save them; publish an event when they changed.
+
+    Also moves an upgrade on: once the control plane runs the new version, the workers
+    follow (STATUS.md §10.9: control plane first).
+    """
+    objects = [observation.body for observation in cluster.observations.all()]
+    picture = derive(desired_of(cluster), objects)
+    if _workers_may_follow(cluster, picture):
+        picture = derive(desired_of(cluster), objects)
+    now = timezone.now()
+    updates: dict[str, Any] = {
+        "phase": picture.phase,
+        "phase_reason": picture.reason,
+        "endpoint": picture.endpoint,
+        "control_plane_version": picture.control_plane_version,
+        "control_plane_ready": picture.control_plane_ready,
+        "control_plane_initialized": picture.control_plane_initialized,
+        "ready_workers": picture.ready_workers,
+    }
+    if picture.phase == READY and cluster.ready_at is None:
+        updates["ready_at"] = now
+    changed = [name for name, value in updates.items() if getattr(cluster, name) != value]
+    for name in changed:
+        setattr(cluster, name, updates[name])
+    if changed:
+        cluster.save(update_fields=[*changed, "updated_at"])
+    steps_changed = sync_steps(cluster, picture.steps, now)
+    if changed or steps_changed:
+        publish_tenant_event(cluster.tenant_id, CLUSTER_EVENT, cluster.pk, phase=cluster.phase)
+    return picture
+
+
+def _workers_may_follow(cluster: Cluster, picture: Picture) -> bool:
+    target = cluster.version.version
+    if cluster.worker_version_id == cluster.version_id:
+        return False
+    if picture.control_plane_version != normalise_version(target):
+        return False
+    from clusters.tasks import provision_after_commit
+
+    before = cluster.worker_version.version
+    cluster.worker_version = cluster.version
+    cluster.save(update_fields=["worker_version", "updated_at"])
+    audit_record(
+        actor=Actor.system(),
+        action="upgrade_workers",
+        tenant=cluster.tenant,
+        target=cluster,
+        changes={"worker_version": [before, target]},
+    )
+    provision_after_commit(cluster.pk)
+    return True
+
+
+def _timestamps(
+    state: str, started_at: datetime | None, now: datetime
+) -> tuple[datetime | None, datetime | None]:
+    """(started_at, finished_at) of a step entering ``state``."""
+    if state == ClusterStep.State.PENDING:
+        return None, None
+    if state == ClusterStep.State.ACTIVE:
+        return started_at or now, None
+    return started_at or now, now
+
+
+def sync_steps(cluster: Cluster, steps: Sequence[Step], now: datetime) -> bool:
+    """Make the stored timeline match ``steps``; timestamps move with state changes."""
+    stored = {row.key: row for row in cluster.steps.all()}
+    created, updated = [], []
+    for step in steps:
+        row = stored.pop(step.key, None)
+        if row is None:
+            started_at, finished_at = _timestamps(step.state, None, now)
+            created.append(
+                ClusterStep(
+                    cluster=cluster,
+                    key=step.key,
+                    label=step.label,
+                    state=step.state,
+                    message=step.message,
+                    position=step.position,
+                    started_at=started_at,
+                    finished_at=finished_at,
+                )
+            )
+            continue
+        if (row.label, row.state, row.message, row.position) == (
+            step.label,
+            step.state,
+            step.message,
+            step.position,
+        ):
+            continue
+        if row.state != step.state:
+            # Finishing (or failing) ends the attempt that started when the step went active;
+            # anything else starts afresh.
+            ongoing = row.state in {ClusterStep.State.ACTIVE, ClusterStep.State.FAILED}
+            row.started_at, row.finished_at = _timestamps(
+                step.state, row.started_at if ongoing else None, now
+            )
+        row.label, row.state, row.message, row.position = (
+            step.label,
+            step.state,
+            step.message,
+            step.position,
+        )
+        updated.append(row)
+    if created:
+        ClusterStep.objects.bulk_create(created)
+    if updated:
+        ClusterStep.objects.bulk_update(
+            updated, ["label", "state", "message", "position", "started_at", "finished_at"]
+        )
+    if stored:
+        ClusterStep.objects.filter(pk__in=[row.pk for row in stored.values()]).delete()
+    return bool(created or updated or stored)
+
+
+# --- Observing Kubernetes objects -------------------------------------------------------------
+
+
+def _cluster_name(kind: str, obj: Manifest) -> str:
+    metadata = obj.get("metadata") or {}
+    labels = metadata.get("labels") or {}
+    return str(
+        labels.get(CLUSTER_KEY)
+        or labels.get(CAPI_CLUSTER_NAME_KEY)
+        or (obj.get("spec") or {}).get("clusterName")
+        or (metadata.get("name") if kind in NAMED_LIKE_THE_CLUSTER else "")
+        or ""
+    )
+
+
+def _locked_cluster(kind: str, obj: Manifest) -> Cluster | None:
+    """The portal cluster an object belongs to, locked for this transaction.
+
+    The namespace decides the tenant (tenants never write to the management cluster, but
+    the namespace is authoritative anyway); the labels or the object's name the cluster.
+    """
+    namespace = str((obj.get("metadata") or {}).get("namespace") or "")
+    name = _cluster_name(kind, obj)
+    if not namespace or not name:
+        return None
+    in_namespace = Q(tenant__network__namespace=namespace)
+    prefix = settings.TENANT_NAMESPACE_PREFIX
+    if namespace.startswith(prefix):
+        # Tenants onboarded before networks existed have no TenantNetwork row.
+        in_namespace |= Q(tenant__network__isnull=True, tenant__slug=namespace.removeprefix(prefix))
+    # Lock the cluster row only: one informer thread per kind may report on the same
+    # cluster at once, and each must derive from what the others stored.
+    return (
+        Cluster.objects.select_for_update(of=("self",))
+        .select_related("tenant", "version", "worker_version")
+        .filter(in_namespace, name=name)
+        .first()
+    )
+
+
+def _snapshot(obj: Manifest) -> dict[str, Any]:
+    """What derivation needs of an object (managedFields and annotations stay out)."""
+    metadata = obj.get("metadata") or {}
+    kept = ("name", "namespace", "generation", "creationTimestamp", "deletionTimestamp", "labels")
+    return {
+        "apiVersion": obj.get("apiVersion"),
+        "kind": obj.get("kind"),
+        "metadata": {key: metadata[key] for key in kept if key in metadata},
+        "spec": obj.get("spec") or {},
+        "status": obj.get("status") or {},
+    }
+
+
+@transaction.atomic
+def cluster_observe(*, kind: str, event_type: str, obj: Manifest) -> int | None:
+    """Store what Kubernetes reports about one object; returns the cluster's id, if any."""
+    cluster = _locked_cluster(kind, obj)
+    if cluster is None:
+        return None
+    name = str((obj.get("metadata") or {}).get("name") or "")
+    if event_type == "DELETED":
+        ClusterObservation.objects.filter(cluster=cluster, kind=kind, name=name).delete()
+        if kind == "Cluster" and cluster.deletion_requested_at is not None:
+            from clusters.tasks import delete_after_commit
+
+            # Cluster API has let go of it: sweep what is left and finish the deletion.
+            delete_after_commit(cluster.pk)
+    else:
+        ClusterObservation.objects.update_or_create(
+            cluster=cluster,
+            kind=kind,
+            name=name,
+            defaults={"body": _snapshot({**obj, "kind": kind}), "observed_at": timezone.now()},
+        )
+    cluster_refresh(cluster)
+    return cluster.pk
+
+
+def _observer(kind: str) -> Handler:
+    def handle(event_type: str, obj: Manifest) -> None:
+        cluster_observe(kind=kind, event_type=event_type, obj=obj)
+
+    return handle
+
+
+def status_handlers() -> dict[WatchedKind, Handler]:
+    # Machines are created by Cluster API, not the portal: they carry the portal's labels
+    # only through the MachineDeployment's template, so follow every CAPI Machine and let
+    # the namespace and cluster name decide.
+    machines = WatchedKind(CLUSTER_API, "Machine", label_selector=CAPI_CLUSTER_NAME_KEY)
+    return {
+        WatchedKind(CLUSTER_API, "Cluster", label_selector=MANAGED_SELECTOR): _observer("Cluster"),
+        WatchedKind(
+            CONTROL_PLANE_API, "KamajiControlPlane", label_selector=MANAGED_SELECTOR
+        ): _observer("KamajiControlPlane"),
+        # The TenantControlPlane carries its KamajiControlPlane's labels.
+        WatchedKind(
+            TENANT_CONTROL_PLANE_API, "TenantControlPlane", label_selector=MANAGED_SELECTOR
+        ): _observer("TenantControlPlane"),
+        WatchedKind(CLUSTER_API, "MachineDeployment", label_selector=MANAGED_SELECTOR): _observer(
+            "MachineDeployment"
+        ),
+        machines: _observer("Machine"),
+        WatchedKind(HELM_RELEASE_API, "HelmRelease", label_selector=MANAGED_SELECTOR): _observer(
+            "HelmRelease"
+        ),
+    }
+
+
+def drift_checks() -> list[DriftCheck]:
+    """The periodic reconcile's check of clusters (see ``clusters.drift``)."""
+    from clusters.drift import cluster_drift_check
+
+    return [cluster_drift_check()]
