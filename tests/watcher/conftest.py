@@ -55,9 +55,9 @@ def lease_config(k8s_namespace: str) -> Callable[[], LeaderElectionConfig]:
     return lambda: LeaderElectionConfig(
         namespace=k8s_namespace,
         name=LEASE_NAME,
-        lease_duration=2.0,
-        renew_deadline=1.5,
-        retry_period=0.2,
+        lease_duration=4.0,
+        renew_deadline=3.0,
+        retry_period=0.3,
     )
 
 

@@ -73,7 +73,8 @@ def test_manage_py_watch_follows_status_and_releases_its_lease_on_sigterm(
         )
 
         process.send_signal(signal.SIGTERM)
-        assert process.wait(20) == 0
+        # Generous: on a loaded machine the informer threads take a while to notice.
+        assert process.wait(45) == 0
     finally:
         if process.poll() is None:
             process.kill()

@@ -58,7 +58,7 @@ def test_the_first_candidate_creates_the_lease_and_others_find_it_taken(
 
     spec = lease_spec(k8s, config)
     assert spec["holderIdentity"] == "a"
-    assert spec["leaseDurationSeconds"] == 2
+    assert spec["leaseDurationSeconds"] == config.lease_duration
     assert spec["leaseTransitions"] == 0
     assert spec["renewTime"] > spec["acquireTime"]
 

@@ -163,7 +163,7 @@ def test_a_leader_whose_lease_is_taken_stops_its_informers_at_once(
 ) -> None:
     config = lease_config()
     watcher = start_watcher(election=config, handlers={_config_maps(config.namespace): _ignore})
-    assert watcher.wait_until_synced(10)
+    assert watcher.wait_until_synced(15)
 
     lease = k8s.get(LEASE_API_VERSION, "Lease", LEASE_NAME, config.namespace)
     lease["spec"]["holderIdentity"] = "someone-else"
@@ -185,7 +185,7 @@ def test_with_leader_election_off_the_watcher_leads_from_start_to_stop(
     assert watcher.informers == []
     with watcher:
         assert watcher.is_leader
-        assert watcher.wait_until_synced(10)
+        assert watcher.wait_until_synced(15)
         portal_k8s.apply(_config_map(0, k8s_namespace))
         assert eventually(lambda: handled == ["step-0"], timeout=10)
     assert watcher.informers == []
