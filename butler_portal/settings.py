@@ -268,8 +268,6 @@ TENANT_SUBNET_PREFIX_LENGTH = env_int("TENANT_SUBNET_PREFIX_LENGTH", 24)
 KUBE_QUOTA_OVERHEAD_PERCENT = env_int("KUBE_QUOTA_OVERHEAD_PERCENT", 10)
 KUBE_CONTROL_PLANE_CPU_MILLI = env_int("KUBE_CONTROL_PLANE_CPU_MILLI", 1500)
 KUBE_CONTROL_PLANE_MEMORY_MIB = env_int("KUBE_CONTROL_PLANE_MEMORY_MIB", 2048)
-# Drift checks of tenant networks (a module that provides drift_checks() only).
-WATCHER_HANDLER_MODULES += ["butler_portal.watcher.tenant_networks"]
 WATCHER_HANDLER_MODULES += ["clusters.status"]
 # The watcher (manage.py watch). Replicas elect a leader on the Lease "butler-portal-watcher"
 # in this namespace (deployments set it to the portal's own); one embedded process needs none.

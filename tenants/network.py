@@ -252,15 +252,30 @@ def network_observe(*, kind: str, obj: dict[str, Any]) -> int | None:
         updates["address_pool_ready"] = "availableIPv4" in status
         updates["lb_assigned_ips"] = status.get("assignedIPv4")
         updates["lb_available_ips"] = status.get("availableIPv4")
-    if updates:
-        TenantNetwork.objects.filter(pk=network.pk).update(**updates)
+    # A relist hands every object over again: only real changes reach the browsers.
+    changed = {field: value for field, value in updates.items() if getattr(network, field) != value}
+    if changed:
+        TenantNetwork.objects.filter(pk=network.pk).update(**changed)
         network_refresh_state(tenant_id=network.tenant_id)
     return network.tenant_id
 
 
 def network_refresh_state(*, tenant_id: int) -> None:
     """Derive the overall state from the parts, and tell the tenant's browsers."""
-    network = TenantNetwork.objects.select_related("tenant").get(tenant_id=tenant_id)
+    with transaction.atomic():
+        # Locked: the watcher, a task and a request may derive the state at the same time.
+        network = (
+            TenantNetwork.objects.select_for_update(of=("self",))
+            .select_related("tenant")
+            .get(tenant_id=tenant_id)
+        )
+        state = _derived_state(network)
+        TenantNetwork.objects.filter(pk=network.pk).update(state=state)
+    toast = _state_toast(network.tenant, network.state, state, network.message)
+    publish_tenant_event(tenant_id, NETWORK_EVENT, network.pk, state=state, **toast)
+
+
+def _derived_state(network: TenantNetwork) -> str:
     if network.state in {TenantNetwork.State.FAILED, TenantNetwork.State.DELETING}:
         state = network.state
     else:
@@ -268,9 +283,7 @@ def network_refresh_state(*, tenant_id: int) -> None:
         ready = network.vpc_ready and network.subnet_ready
         ready = ready and (network.address_pool_ready or not needs_pool)
         state = TenantNetwork.State.READY if ready else TenantNetwork.State.PROVISIONING
-    TenantNetwork.objects.filter(pk=network.pk).update(state=state)
-    toast = _state_toast(network.tenant, network.state, state, network.message)
-    publish_tenant_event(tenant_id, NETWORK_EVENT, network.pk, state=state, **toast)
+    return state
 
 
 def _record(tenant: Tenant, state: str, message: str) -> None:

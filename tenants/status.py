@@ -1,7 +1,7 @@
 """What the watcher follows for tenants, and where each change goes.
 
 Every app with Kubernetes objects has a ``status.py`` like this one; the watcher collects
-their ``STATUS_HANDLERS`` (see ``settings.WATCHER_HANDLER_MODULES``). A handler gets the
+their ``status_handlers()`` and ``drift_checks()`` (see ``settings.WATCHER_HANDLER_MODULES``). A handler gets the
 event type and the object, updates the portal's rows, and publishes tenant events (after
 commit: the watcher runs each call in a transaction).
 """
@@ -13,6 +13,8 @@ from django.conf import settings
 from butler_portal.kube.adapter import Manifest
 from butler_portal.kube.informer import Handler, WatchedKind
 from butler_portal.labels import MANAGED_SELECTOR
+from butler_portal.watcher.drift import DriftCheck
+from tenants import drift
 from tenants.network import network_observe
 
 
@@ -35,3 +37,7 @@ def status_handlers() -> dict[WatchedKind, Handler]:
             label_selector=MANAGED_SELECTOR,
         ): _network("IPAddressPool"),
     }
+
+
+def drift_checks() -> list[DriftCheck]:
+    return drift.drift_checks()

@@ -2,7 +2,7 @@
 
 Every module named in ``settings.WATCHER_HANDLER_MODULES`` may expose
 ``status_handlers() -> dict[WatchedKind, Handler]`` (see ``tenants/status.py``) and
-``drift_checks() -> list[DriftCheck]`` (see ``butler_portal/watcher/tenant_networks.py``).
+``drift_checks() -> list[DriftCheck]`` (see ``tenants/drift.py``).
 Two modules that follow the same kind share one stream: their handlers run one after the
 other on every object.
 """

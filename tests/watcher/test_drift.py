@@ -15,7 +15,7 @@ from butler_portal.kube.errors import NotFound
 from butler_portal.labels import portal_labels
 from butler_portal.watcher import ObjectRef, Watcher
 from butler_portal.watcher.drift import Missing, Orphan, drift_report, reconcile
-from butler_portal.watcher.tenant_networks import drift_checks
+from tenants.drift import drift_checks
 from tenants.models import LoadBalancerRange, TenantNetwork, User
 from tests.watcher.support import eventually, onboard
 
