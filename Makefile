@@ -34,5 +34,8 @@ typecheck: $(STAMP)  ## mypy, strict, with the Django and DRF plugins
 check-deploy: $(STAMP)  ## Django's deployment checklist with production settings
 	scripts/check-deploy.sh
 
+bench: $(STAMP)  ## benchmarks on loopback (see bench/README.md); writes bench/results/
+	eval "$$(scripts/test-services.sh)" && $(BIN)/python -m bench.status_to_event --output bench/results/status_to_event.md
+
 clean:  ## remove the virtualenv, local databases and caches
 	rm -rf $(VENV) var staticfiles .mypy_cache .ruff_cache .pytest_cache test-artifacts
