@@ -115,6 +115,16 @@ class WatchEvent:
     resource_version: str
 
 
+# One client serves every thread of a process: each informer holds a connection for its
+# watch, and tasks and requests need more beside them (the library's default is 5 per core).
+CONNECTION_POOL_SIZE = 64
+
+
+def _pooled(configuration: k8s_client.Configuration) -> k8s_client.Configuration:
+    configuration.connection_pool_maxsize = CONNECTION_POOL_SIZE
+    return configuration
+
+
 class KubeClient:
     """A small typed facade over the Kubernetes REST API.
 
@@ -138,7 +148,7 @@ class KubeClient:
         if _is_loopback(configuration.host):
             # Like client-go, never send loopback traffic to an HTTPS_PROXY from the environment.
             configuration.proxy = None
-        return cls(k8s_client.ApiClient(configuration))
+        return cls(k8s_client.ApiClient(_pooled(configuration)))
 
     @classmethod
     def in_cluster(cls) -> KubeClient:
@@ -147,7 +157,7 @@ class KubeClient:
         k8s_config.load_incluster_config(  # type: ignore[no-untyped-call]
             client_configuration=configuration
         )
-        return cls(k8s_client.ApiClient(configuration))
+        return cls(k8s_client.ApiClient(_pooled(configuration)))
 
     def close(self) -> None:
         self._api.close()  # type: ignore[no-untyped-call]
