@@ -227,6 +227,8 @@ SPECTACULAR_SETTINGS = {
         "ClusterStepStateEnum": "clusters.models.ClusterStep.State",
         "ClusterPhaseEnum": "clusters.models.Cluster.Phase",
         "KubernetesVersionStatusEnum": "clusters.models.KubernetesVersion.Status",
+        "VirtualMachineStateEnum": "vms.models.VirtualMachine.State",
+        "VMServiceStateEnum": "vms.models.VMService.State",
     },
 }
 
@@ -298,6 +300,15 @@ CLUSTER_DEFAULT_INSTANCE_TYPE = os.environ.get("CLUSTER_DEFAULT_INSTANCE_TYPE", 
 CLUSTER_KUBECONFIG_LIFETIME_HOURS = env_int("CLUSTER_KUBECONFIG_LIFETIME_HOURS", 8)
 CLUSTER_ADMIN_GROUP = os.environ.get("CLUSTER_ADMIN_GROUP", "butler:cluster-admins")
 CLUSTER_VIEWER_GROUP = os.environ.get("CLUSTER_VIEWER_GROUP", "butler:viewers")
+
+# --- Virtual machines (KubeVirt + CDI) -----------------------------------------------------
+WATCHER_HANDLER_MODULES += ["vms.status"]
+# Defaults of the create form (and of API requests that leave them out).
+VM_DEFAULT_IMAGE = os.environ.get("VM_DEFAULT_IMAGE", "ubuntu-24.04")
+VM_DEFAULT_INSTANCE_TYPE = os.environ.get("VM_DEFAULT_INSTANCE_TYPE", "m1.small")
+VM_DEFAULT_DISK_GIB = env_int("VM_DEFAULT_DISK_GIB", 20)
+# Cloud-init user data a tenant may add to a VM (kept in a Secret, encrypted in the database).
+VM_USER_DATA_MAX_BYTES = env_int("VM_USER_DATA_MAX_BYTES", 32768)
 
 # --- Security (production) ---------------------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True

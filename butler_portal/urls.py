@@ -21,7 +21,7 @@ urlpatterns = [
     # Every app's API routes share the one "api" namespace (api:<basename>-list, ...).
     path(
         "api/v1/",
-        include((api_routes("tenants.api.urls", "clusters.api.urls"), "api")),
+        include((api_routes("tenants.api.urls", "clusters.api.urls", "vms.api.urls"), "api")),
     ),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from typing import Any, cast
 
 import pytest
 from django.test import Client
@@ -25,7 +26,7 @@ from tenants.models import LoadBalancerRange, Membership, Quota, Tenant, User
 # Shared test bases live outside test modules: let pytest explain their failed asserts too.
 pytest.register_assert_rewrite("tests.api_mixin")
 
-pytest_plugins = ["tests.kube_fixtures"]
+pytest_plugins = ["tests.kube_fixtures", "tests.simulator_fixtures"]
 
 PASSWORD = "correct-horse-battery-staple"
 
@@ -71,7 +72,7 @@ def _close_stray_connections(django_db_setup: None, django_db_blocker: object) -
     from django.db import connection
 
     # Only when a test database was created: a run without database tests never made one.
-    created = connection.settings_dict["NAME"] == connection.creation._get_test_db_name()
+    created = connection.settings_dict["NAME"] == cast(Any, connection.creation)._get_test_db_name()
     if connection.vendor == "postgresql" and created:
         with django_db_blocker.unblock(), connection.cursor() as cursor:  # type: ignore[attr-defined]
             cursor.execute(

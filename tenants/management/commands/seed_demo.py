@@ -16,6 +16,7 @@ from tenants.access import PlatformRole, TenantRole
 from tenants.audit import Actor
 from tenants.models import LoadBalancerRange, Membership, Tenant, User
 from tenants.services import membership_add, tenant_create, user_create
+from vms.seed import seed_vm_catalog
 
 DEMO_PASSWORD = "butler-demo-2026"
 
@@ -91,6 +92,8 @@ class Command(BaseCommand):
             )
             # Kubernetes versions, instance types and add-ons for the cluster form.
             seed_catalog(actor)
+            # VM images and the default storage class for the VM form.
+            seed_vm_catalog(actor)
             users = {username: self._user(actor, username, role) for username, role in DEMO_USERS}
             for spec in DEMO_TENANTS:
                 tenant = Tenant.objects.filter(slug=spec["slug"]).first() or tenant_create(

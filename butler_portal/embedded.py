@@ -1,0 +1,72 @@
+"""The embedded default's Kubernetes: what stands in for a management cluster on a laptop.
+
+A real etcd and kube-apiserver with the upstream CRDs (data kept in ``var/k8s`` between
+runs), the namespaces a real platform has, the infrastructure simulator playing Kamaji,
+Cluster API, KubeVirt, CDI, Kube-OVN, MetalLB and Flux, and the watcher that brings their
+status into the portal. ``manage.py serve`` runs it whenever ``KUBE_MODE=embedded``.
+"""
+
+from __future__ import annotations
+
+import logging
+from types import TracebackType
+
+from django.conf import settings
+
+from butler_portal.kube import forget_clients, kube_client
+from butler_portal.kube.localcp import LocalControlPlane
+from butler_portal.kube.platform import prepare_local_platform
+from butler_portal.simulator import Simulator, SimulatorConfig
+from butler_portal.watcher import Watcher
+
+logger = logging.getLogger(__name__)
+
+
+class EmbeddedKubernetes:
+    def __init__(self) -> None:
+        self.control_plane = LocalControlPlane(root_dir=settings.EMBEDDED_KUBE_DIR)
+        self.simulator: Simulator | None = None
+        self.watcher: Watcher | None = None
+
+    def start(self) -> EmbeddedKubernetes:
+        logger.info(
+            "starting the local Kubernetes API (the first run builds kube-apiserver and etcd "
+            "from source: several minutes, progress below)"
+        )
+        self.control_plane.start()
+        try:
+            # The kubeconfig was just rewritten with fresh ports and certificates.
+            forget_clients()
+            client = kube_client()
+            assert client is not None, "KUBE_MODE=embedded always has a client"
+            prepare_local_platform(client)
+            self.simulator = Simulator(
+                self.control_plane.client(),
+                server_url=self.control_plane.server_url,
+                config=SimulatorConfig.from_settings(),
+            ).start()
+            self.watcher = Watcher.from_settings().start()
+        except BaseException:
+            self.stop()
+            raise
+        logger.info("local Kubernetes ready: simulator and watcher running")
+        return self
+
+    def stop(self) -> None:
+        if self.watcher is not None:
+            self.watcher.stop()
+        if self.simulator is not None:
+            self.simulator.stop()
+        forget_clients()
+        self.control_plane.stop()
+
+    def __enter__(self) -> EmbeddedKubernetes:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()

@@ -1,0 +1,24 @@
+"""The infrastructure simulator: the controllers a bare API server lacks.
+
+It watches the resources the portal applies (Kamaji, Cluster API, KubeVirt, CDI, Kube-OVN,
+MetalLB, Flux) and writes the status the real controllers would write, following
+``../shared/crds/STATUS.md``, with configurable delays and per-object failure injection
+(see ``config``). Run it with ``manage.py simulate`` or, in tests, the ``simulator`` fixture.
+"""
+
+from butler_portal.simulator.config import (
+    DELAY_ANNOTATION,
+    FAIL_ANNOTATION,
+    Delays,
+    SimulatorConfig,
+)
+from butler_portal.simulator.runtime import NotLocalCluster, Simulator
+
+__all__ = [
+    "DELAY_ANNOTATION",
+    "FAIL_ANNOTATION",
+    "Delays",
+    "NotLocalCluster",
+    "Simulator",
+    "SimulatorConfig",
+]

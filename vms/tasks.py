@@ -1,0 +1,62 @@
+"""VM background work. Thin: an id in, a provisioning call, retries for what may pass."""
+
+from __future__ import annotations
+
+from celery import shared_task
+from django.db import transaction
+
+from butler_portal.kube.errors import Transient
+from vms import provisioning
+from vms.provisioning import NamespaceNotReady, ServiceRemovalPending, TeardownPending
+
+
+@shared_task(
+    autoretry_for=(Transient, NamespaceNotReady, ServiceRemovalPending),
+    retry_backoff=2,
+    retry_backoff_max=120,
+    max_retries=12,
+)
+def provision_vm(vm_id: int) -> None:
+    """Apply the VM's objects (creation, power changes and exposed ports alike)."""
+    provisioning.vm_provision(vm_id=vm_id)
+
+
+@shared_task(autoretry_for=(Transient,), retry_backoff=2, retry_backoff_max=60, max_retries=12)
+def restart_vm(vm_id: int) -> None:
+    """Replace the running instance (KubeVirt starts a new one)."""
+    provisioning.vm_restart_instance(vm_id=vm_id)
+
+
+@shared_task(
+    autoretry_for=(Transient, TeardownPending),
+    retry_backoff=2,
+    retry_backoff_max=60,
+    max_retries=60,
+)
+def delete_vm(vm_id: int) -> None:
+    """Delete the VM's objects; once Kubernetes confirms, its quota and row go too.
+
+    The watcher also calls this when one of its objects disappears, so a deletion finishes
+    promptly even after this task has given up retrying.
+    """
+    if not provisioning.vm_teardown(vm_id=vm_id):
+        raise TeardownPending(vm_id)
+
+
+# After commit, and robustly: the change is committed whatever happens next, so a task
+# that cannot be queued (or, run eagerly in the embedded mode, gives up waiting) must not
+# turn the committed request into an error. Nothing is lost: the watcher queues the work
+# again when Kubernetes reports progress, and the drift reconcile re-applies what is missing.
+
+
+def provision_after_commit(vm_id: int) -> None:
+    """Apply the VM once the current transaction commits (never for a rolled-back change)."""
+    transaction.on_commit(lambda: provision_vm.delay(vm_id), robust=True)
+
+
+def restart_after_commit(vm_id: int) -> None:
+    transaction.on_commit(lambda: restart_vm.delay(vm_id), robust=True)
+
+
+def delete_after_commit(vm_id: int) -> None:
+    transaction.on_commit(lambda: delete_vm.delay(vm_id), robust=True)
