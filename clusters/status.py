@@ -73,6 +73,7 @@ def cluster_refresh(cluster: Cluster) -> Picture:
     Also moves an upgrade on: once the control plane runs the new version, the workers
     follow (STATUS.md §10.9: control plane first).
     """
+    phase_before = cluster.phase
     objects = [observation.body for observation in cluster.observations.all()]
     picture = derive(desired_of(cluster), objects)
     if _workers_may_follow(cluster, picture):
@@ -96,8 +97,25 @@ def cluster_refresh(cluster: Cluster) -> Picture:
         cluster.save(update_fields=[*changed, "updated_at"])
     steps_changed = sync_steps(cluster, picture.steps, now)
     if changed or steps_changed:
-        publish_tenant_event(cluster.tenant_id, CLUSTER_EVENT, cluster.pk, phase=cluster.phase)
+        toast = _phase_toast(cluster, phase_before)
+        publish_tenant_event(
+            cluster.tenant_id, CLUSTER_EVENT, cluster.pk, phase=cluster.phase, **toast
+        )
     return picture
+
+
+def _phase_toast(cluster: Cluster, phase_before: str) -> dict[str, str]:
+    """A notification for the tenant's open pages (``live.js``) when a cluster becomes Ready
+    or fails; nothing for the steps in between or a phase that did not change."""
+    if cluster.phase == phase_before:
+        return {}
+    name = f"{cluster.tenant.slug}/{cluster.name}"
+    if cluster.phase == Cluster.Phase.READY:
+        return {"toast": f"Cluster {name} is ready.", "level": "success"}
+    if cluster.phase == Cluster.Phase.FAILED:
+        reason = f": {cluster.phase_reason}" if cluster.phase_reason else "."
+        return {"toast": f"Cluster {name} failed{reason}", "level": "error"}
+    return {}
 
 
 def _workers_may_follow(cluster: Cluster, picture: Picture) -> bool:
