@@ -229,8 +229,31 @@ PAST_TENSE: dict[str, str] = {
     "revoke": "revoked",
     "enable": "enabled",
     "disable": "disabled",
+    "scale": "scaled",
+    "upgrade": "upgraded",
+    "upgrade_workers": "upgraded the workers of",
+    "hibernate": "hibernated",
+    "wake": "woke",
+    "retry": "retried",
+    "protect": "protected",
+    "unprotect": "unprotected",
+    "fail": "failed",
+    "delete_complete": "finished deleting",
+    "download_kubeconfig": "downloaded a kubeconfig of",
+    "start": "started",
+    "stop": "stopped",
+    "restart": "restarted",
+    "expose": "exposed",
+    "unexpose": "unexposed",
 }
-OBJECT_NAMES: dict[str, str] = {"apitoken": "an API token", "quota": "the quota", "user": "a user"}
+OBJECT_NAMES: dict[str, str] = {
+    "apitoken": "an API token",
+    "quota": "the quota",
+    "user": "a user",
+    "virtualmachine": "a virtual machine",
+    "sshkey": "an SSH key",
+    "vmservice": "a VM's public ports",
+}
 
 
 @register.filter
