@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from celery import shared_task
-from django.db import transaction
 
 from butler_portal.kube.errors import Transient
+from butler_portal.tasks import enqueue_after_commit
 from clusters import provisioning
 from clusters.provisioning import NamespaceNotReady, TeardownPending
 
@@ -39,8 +39,8 @@ def delete_cluster(cluster_id: int) -> None:
 
 def provision_after_commit(cluster_id: int) -> None:
     """Apply the cluster once the current transaction commits (never for a rolled-back change)."""
-    transaction.on_commit(lambda: provision_cluster.delay(cluster_id))
+    enqueue_after_commit(provision_cluster, cluster_id)
 
 
 def delete_after_commit(cluster_id: int) -> None:
-    transaction.on_commit(lambda: delete_cluster.delay(cluster_id))
+    enqueue_after_commit(delete_cluster, cluster_id)

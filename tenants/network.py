@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from butler_portal.kube.errors import Invalid, KubeError, NotFound, Transient
 from butler_portal.realtime import publish_tenant_event
+from butler_portal.tasks import enqueue_after_commit
 from tenants.addressing import AddressSpaceExhausted, Span, carve, next_free_subnet, trim
 from tenants.audit import Actor, audit_record, diff
 from tenants.manifests import TenantPlan, address_share_manifests, tenant_manifests
@@ -151,7 +152,7 @@ def network_request_apply(*, tenant: Tenant) -> None:
     TenantNetwork.objects.filter(tenant=tenant).exclude(state=TenantNetwork.State.DELETING).update(
         state=TenantNetwork.State.PROVISIONING, message=""
     )
-    transaction.on_commit(lambda: apply_tenant.delay(tenant.pk))
+    enqueue_after_commit(apply_tenant, tenant.pk)
 
 
 # --- Applying (called by tasks) -----------------------------------------------------------

@@ -23,6 +23,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from butler_portal.realtime import publish_tenant_event
+from butler_portal.tasks import enqueue_after_commit
 from tenants.access import TenantRole
 from tenants.audit import Actor, audit_record, diff
 from tenants.models import (
@@ -136,7 +137,7 @@ def tenant_delete(*, actor: Actor, tenant: Tenant) -> bool:
     TenantNetwork.objects.filter(tenant=locked).update(
         state=TenantNetwork.State.DELETING, message="Removing the namespace and network."
     )
-    transaction.on_commit(lambda: delete_tenant.delay(locked.pk))
+    enqueue_after_commit(delete_tenant, locked.pk)
     tenant.state = locked.state
     return False
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from celery import shared_task
-from django.db import transaction
 
 from butler_portal.kube.errors import Transient
+from butler_portal.tasks import enqueue_after_commit
 from vms import provisioning
 from vms.provisioning import NamespaceNotReady, ServiceRemovalPending, TeardownPending
 
@@ -51,12 +51,12 @@ def delete_vm(vm_id: int) -> None:
 
 def provision_after_commit(vm_id: int) -> None:
     """Apply the VM once the current transaction commits (never for a rolled-back change)."""
-    transaction.on_commit(lambda: provision_vm.delay(vm_id), robust=True)
+    enqueue_after_commit(provision_vm, vm_id)
 
 
 def restart_after_commit(vm_id: int) -> None:
-    transaction.on_commit(lambda: restart_vm.delay(vm_id), robust=True)
+    enqueue_after_commit(restart_vm, vm_id)
 
 
 def delete_after_commit(vm_id: int) -> None:
-    transaction.on_commit(lambda: delete_vm.delay(vm_id), robust=True)
+    enqueue_after_commit(delete_vm, vm_id)

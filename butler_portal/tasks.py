@@ -1,0 +1,20 @@
+"""Enqueueing background work from services."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Task
+from django.db import transaction
+
+
+def enqueue_after_commit(task: Task[Any, Any], *args: Any) -> None:
+    """Queue ``task`` once the current transaction commits, never for a rolled-back change.
+
+    Robust: the request that committed has succeeded whatever happens next. With a broker
+    that only matters if sending fails; in the embedded default, where tasks run at once in
+    the request, a task that wants to retry later (a deletion Kubernetes has not confirmed
+    yet) is logged instead of turning a committed request into an error. The watcher
+    finishes such work when Kubernetes reports it.
+    """
+    transaction.on_commit(lambda: task.delay(*args), robust=True)
