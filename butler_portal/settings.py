@@ -110,7 +110,9 @@ VAR_DIR.mkdir(parents=True, exist_ok=True)
 DATABASES = {
     "default": dj_database_url.parse(
         DATABASE_URL or f"sqlite:///{VAR_DIR / 'portal.sqlite3'}",
-        conn_max_age=env_int("DB_CONN_MAX_AGE", 0 if EMBEDDED else 60),
+        # 0: under ASGI every request runs on its own thread, so "persistent" connections
+        # pile up instead of being reused (measured in bench/results/live_updates.md).
+        conn_max_age=env_int("DB_CONN_MAX_AGE", 0),
         conn_health_checks=True,
     )
 }
@@ -179,7 +181,12 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL]},
+            # Redis pub/sub ignores the database number: a prefix keeps deployments (and
+            # parallel test runs) sharing one Redis out of each other's groups.
+            "CONFIG": {
+                "hosts": [REDIS_URL],
+                "prefix": os.environ.get("CHANNEL_LAYER_PREFIX", "asgi"),
+            },
         }
     }
 else:

@@ -12,6 +12,7 @@ export CELERY_TASK_ALWAYS_EAGER=true
 export KUBE_MODE=off
 # A database of its own per run, so parallel runs on one machine never collide.
 export TEST_DATABASE_NAME="${TEST_DATABASE_NAME:-test_butler_portal_$$}"
+export CHANNEL_LAYER_PREFIX="${CHANNEL_LAYER_PREFIX:-test$$}"
 export BUTLER_TEST_ARTIFACTS="${BUTLER_TEST_ARTIFACTS:-$PWD/test-artifacts}"
 mkdir -p "$BUTLER_TEST_ARTIFACTS"
 
