@@ -289,10 +289,13 @@ def _derived_state(network: TenantNetwork) -> str:
 
 def _record(tenant: Tenant, state: str, message: str) -> None:
     logger.warning("tenant %s network %s: %s", tenant.slug, state, message)
-    before = TenantNetwork.objects.filter(tenant=tenant).values_list("state", flat=True).first()
-    TenantNetwork.objects.filter(tenant=tenant).update(state=state, message=message)
-    toast = _state_toast(tenant, before or "", state, message)
-    publish_tenant_event(tenant.pk, NETWORK_EVENT, tenant.pk, state=state, **toast)
+    network = TenantNetwork.objects.filter(tenant=tenant).values("pk", "state").first()
+    if network is None:
+        return
+    TenantNetwork.objects.filter(pk=network["pk"]).update(state=state, message=message)
+    toast = _state_toast(tenant, network["state"], state, message)
+    # The event names the network, as network_refresh_state's do.
+    publish_tenant_event(tenant.pk, NETWORK_EVENT, network["pk"], state=state, **toast)
 
 
 def _state_toast(tenant: Tenant, before: str, after: str, message: str) -> dict[str, str]:
