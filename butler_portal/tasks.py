@@ -1,4 +1,4 @@
-"""Enqueueing background work from services."""
+"""Enqueueing background work from services, and the signals tasks retry on."""
 
 from __future__ import annotations
 
@@ -6,6 +6,14 @@ from typing import Any
 
 from celery import Task
 from django.db import transaction
+
+
+class NamespaceNotReady(Exception):
+    """The tenant's namespace and network are not applied yet: try again shortly."""
+
+
+class TeardownPending(Exception):
+    """Kubernetes still holds some of the objects being deleted: look again later."""
 
 
 def enqueue_after_commit(task: Task[Any, Any], *args: Any) -> None:

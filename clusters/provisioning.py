@@ -20,6 +20,7 @@ from butler_portal.kube import kube_client
 from butler_portal.kube.errors import Invalid, KubeError, NotFound, Transient
 from butler_portal.labels import CLUSTER_KEY, TENANT_KEY
 from butler_portal.realtime import publish_tenant_event
+from butler_portal.tasks import NamespaceNotReady
 from clusters.manifests import (
     PORTAL_KINDS,
     AddonPlan,
@@ -36,14 +37,6 @@ from tenants.network import namespace_for
 from tenants.services import quota_release
 
 logger = logging.getLogger(__name__)
-
-
-class NamespaceNotReady(Exception):
-    """The tenant's namespace and network are not applied yet: try again shortly."""
-
-
-class TeardownPending(Exception):
-    """Kubernetes still holds some of the cluster's objects: look again later."""
 
 
 # --- The plan -------------------------------------------------------------------------------

@@ -30,16 +30,16 @@ from clusters.models import (
 )
 from clusters.selectors import cluster_action_refusal, required_addons, upgrade_targets
 from clusters.spec import (
+    QUOTA_FIELDS,
     ClusterSpec,
     cluster_quota_amounts,
-    quota_error_on_fields,
     spec_quota_amounts,
 )
 from clusters.status import cluster_refresh
 from clusters.tasks import delete_after_commit, provision_after_commit
 from tenants.audit import Actor, audit_record, diff
 from tenants.models import Tenant
-from tenants.services import ensure_tenant_active, quota_reserve
+from tenants.services import ensure_tenant_active, quota_error_on_fields, quota_reserve
 
 # --- Helpers --------------------------------------------------------------------------------
 
@@ -64,7 +64,7 @@ def _reserve(cluster: Cluster, amounts: dict[str, int]) -> None:
     try:
         quota_reserve(tenant=cluster.tenant, subject=cluster.quota_subject, amounts=amounts)
     except ValidationError as error:
-        raise quota_error_on_fields(error) from error
+        raise quota_error_on_fields(error, QUOTA_FIELDS) from error
 
 
 def _apply_later(cluster: Cluster) -> None:

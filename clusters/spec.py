@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.core.exceptions import NON_FIELD_ERRORS
 
 from clusters.models import ClusterAddon, InstanceType, KubernetesVersion
 from tenants.models import QuotaResource
@@ -64,12 +64,3 @@ def spec_quota_amounts(spec: ClusterSpec) -> dict[str, int]:
         worker_count=spec.worker_count,
         worker_disk_gib=spec.worker_disk_gib,
     )
-
-
-def quota_error_on_fields(error: ValidationError) -> ValidationError:
-    """Re-key a quota refusal (by resource) onto the form fields the user can change."""
-    by_field: dict[str, list[str]] = {}
-    for resource, messages in error.message_dict.items():
-        # The messages already name the resource ("Needs 4 more vcpu but only ...").
-        by_field.setdefault(QUOTA_FIELDS.get(resource, NON_FIELD_ERRORS), []).extend(messages)
-    return ValidationError(by_field, code="quota_exceeded")

@@ -5,9 +5,8 @@ from __future__ import annotations
 from celery import shared_task
 
 from butler_portal.kube.errors import Transient
-from butler_portal.tasks import enqueue_after_commit
+from butler_portal.tasks import NamespaceNotReady, TeardownPending, enqueue_after_commit
 from clusters import provisioning
-from clusters.provisioning import NamespaceNotReady, TeardownPending
 
 
 @shared_task(

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -255,6 +255,18 @@ def quota_reserve(*, tenant: Tenant, subject: str, amounts: Mapping[str, int]) -
     claim.save()
     publish_tenant_event(locked.pk, QUOTA_EVENT)
     return claim
+
+
+def quota_error_on_fields(error: ValidationError, fields: Mapping[str, str]) -> ValidationError:
+    """Re-key a quota refusal (by resource) onto the form fields the user can change.
+
+    ``fields`` maps a quota resource to the field that drives it; the rest go to the form as
+    a whole. The messages already name the resource ("Needs 4 more vcpu but only ...").
+    """
+    by_field: dict[str, list[str]] = {}
+    for resource, messages in error.message_dict.items():
+        by_field.setdefault(fields.get(resource, NON_FIELD_ERRORS), []).extend(messages)
+    return ValidationError(by_field, code="quota_exceeded")
 
 
 def quota_release(*, tenant: Tenant, subject: str) -> None:

@@ -5,11 +5,8 @@ from __future__ import annotations
 from celery import shared_task
 
 from butler_portal.kube.errors import Transient
+from butler_portal.tasks import TeardownPending
 from tenants import network
-
-
-class TeardownPending(Exception):
-    """Kubernetes has not let go of the tenant's objects yet: look again later."""
 
 
 @shared_task(autoretry_for=(Transient,), retry_backoff=2, retry_backoff_max=120, max_retries=12)

@@ -20,7 +20,7 @@ from butler_portal.kube import kube_client
 from butler_portal.kube.adapter import KubeClient
 from butler_portal.kube.errors import Invalid, KubeError, NotFound, Transient
 from butler_portal.realtime import publish_tenant_event
-from clusters.provisioning import NamespaceNotReady, TeardownPending
+from butler_portal.tasks import NamespaceNotReady, TeardownPending
 from tenants.audit import Actor, audit_record
 from tenants.models import TenantNetwork
 from tenants.services import quota_release

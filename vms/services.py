@@ -25,7 +25,7 @@ from clusters.manifests import WORKER_POOL
 from clusters.models import Cluster
 from tenants.audit import Actor, audit_record, diff
 from tenants.models import Tenant
-from tenants.services import ensure_tenant_active, quota_reserve
+from tenants.services import ensure_tenant_active, quota_error_on_fields, quota_reserve
 from vms.cloudinit import parse_user_data
 from vms.crypto import encrypt
 from vms.lifecycle import ALWAYS, HALTED, action_refusal
@@ -33,11 +33,11 @@ from vms.models import SSHKey, StorageClass, VirtualMachine, VMImage, VMService
 from vms.provisioning import service_remove_finish, vm_delete_finish
 from vms.selectors import vm_service_of
 from vms.spec import (
+    QUOTA_FIELDS,
     SERVICE_QUOTA_AMOUNTS,
     PortSpec,
     VMSpec,
     checked_ports,
-    quota_error_on_fields,
     spec_quota_amounts,
 )
 from vms.sshkeys import parse_public_key
@@ -72,7 +72,7 @@ def _reserve(tenant: Tenant, subject: str, amounts: Mapping[str, int]) -> None:
     try:
         quota_reserve(tenant=tenant, subject=subject, amounts=amounts)
     except ValidationError as error:
-        raise quota_error_on_fields(error) from error
+        raise quota_error_on_fields(error, QUOTA_FIELDS) from error
 
 
 def _audit(

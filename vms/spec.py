@@ -100,11 +100,3 @@ def spec_quota_amounts(spec: VMSpec) -> dict[str, int]:
 
 
 SERVICE_QUOTA_AMOUNTS: Mapping[str, int] = {QuotaResource.LOAD_BALANCER_IPS: 1}
-
-
-def quota_error_on_fields(error: ValidationError) -> ValidationError:
-    """Re-key a quota refusal (by resource) onto the form fields the user can change."""
-    by_field: dict[str, list[str]] = {}
-    for resource, messages in error.message_dict.items():
-        by_field.setdefault(QUOTA_FIELDS.get(resource, NON_FIELD_ERRORS), []).extend(messages)
-    return ValidationError(by_field, code="quota_exceeded")
