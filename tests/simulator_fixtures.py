@@ -52,7 +52,7 @@ def simulator(local_k8s: LocalControlPlane, _simulator_client: KubeClient) -> It
     assert running.errors == [], f"the simulator failed: {running.errors}"
 
 
-def wait_for(predicate: Callable[[], T | None], timeout: float = 15.0, interval: float = 0.05) -> T:
+def wait_for(predicate: Callable[[], T | None], timeout: float = 30.0, interval: float = 0.05) -> T:
     deadline = time.monotonic() + timeout
     while True:
         result = predicate()

@@ -51,9 +51,14 @@ def fetch(k8s: KubeClient, manifest: Manifest) -> Manifest | None:
 
 
 def reach(
-    k8s: KubeClient, manifest: Manifest, check: Callable[[Manifest], Any], timeout: float = 15.0
+    k8s: KubeClient, manifest: Manifest, check: Callable[[Manifest], Any], timeout: float = 45.0
 ) -> Manifest:
-    """Wait until the live object satisfies ``check``, and return it."""
+    """Wait until the live object satisfies ``check``, and return it.
+
+    Generous: a fresh simulator first re-reads every object earlier tests left on the shared
+    API server, and on a loaded machine a whole cluster's steps can take a while. It returns
+    as soon as the object gets there.
+    """
 
     def satisfied() -> Manifest | None:
         obj = fetch(k8s, manifest)
