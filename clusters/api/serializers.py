@@ -211,12 +211,6 @@ class ClusterProtectionSerializer(serializers.Serializer[dict[str, bool]]):
     deletion_protection = serializers.BooleanField()
 
 
-class ClusterDeleteSerializer(serializers.Serializer[dict[str, str]]):
-    confirm_name = serializers.CharField(
-        allow_blank=True, help_text="The cluster's name, typed to confirm."
-    )
-
-
 class QuotaLineSerializer(serializers.Serializer[Any]):
     resource = serializers.ChoiceField(choices=QuotaResource.choices)
     name = serializers.CharField(source="label")

@@ -29,7 +29,6 @@ from rest_framework.serializers import BaseSerializer
 from clusters.api.filters import ClusterFilterSet
 from clusters.api.serializers import (
     ClusterAddonSerializer,
-    ClusterDeleteSerializer,
     ClusterPreviewRequestSerializer,
     ClusterProtectionSerializer,
     ClusterScaleSerializer,
@@ -56,7 +55,7 @@ from clusters.services import (
     instance_type_save,
     kubernetes_version_save,
 )
-from tenants.api.base import ApiViewSet, OperatorWrites, TenantOwnedViewSet
+from tenants.api.base import ApiViewSet, OperatorWrites, TenantOwnedViewSet, typed_confirmation
 from tenants.scoping import visible_tenant
 
 if TYPE_CHECKING:
@@ -229,12 +228,7 @@ class ClusterViewSet(
     )
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         cluster = self.get_object()
-        body = request.data if isinstance(request.data, Mapping) else {}
-        form = ClusterDeleteSerializer(
-            data={"confirm_name": request.query_params.get("confirm_name", ""), **body}
-        )
-        form.is_valid(raise_exception=True)
-        confirm_name = form.validated_data["confirm_name"]
+        confirm_name = typed_confirmation(request)
         if cluster_delete(actor=self.actor, cluster=cluster, confirm_name=confirm_name):
             return Response(status=status.HTTP_204_NO_CONTENT)
         return self._rendered(cluster, status.HTTP_202_ACCEPTED)

@@ -27,12 +27,15 @@ A subclass lists the DRF mixins it offers and implements ``perform_create`` /
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from django.core.exceptions import ImproperlyConfigured
 from django.db import models
+from rest_framework import serializers
 from rest_framework.permissions import SAFE_METHODS, BasePermission
+from rest_framework.request import Request
 from rest_framework.viewsets import GenericViewSet
 
 from tenants.access import Action, is_operator, is_platform_reader
@@ -127,3 +130,19 @@ class PlatformReaders(BasePermission):
             return is_platform_reader(request.user)
         self.message = OperatorWrites.message
         return is_operator(request.user)
+
+
+class ConfirmNameSerializer(serializers.Serializer[dict[str, str]]):
+    confirm_name = serializers.CharField(
+        allow_blank=True, help_text="The object's name, typed to confirm."
+    )
+
+
+def typed_confirmation(request: Request) -> str:
+    """The name typed to confirm a deletion: ``{"confirm_name": ...}`` or ``?confirm_name=``."""
+    body = request.data if isinstance(request.data, Mapping) else {}
+    form = ConfirmNameSerializer(
+        data={"confirm_name": request.query_params.get("confirm_name", ""), **body}
+    )
+    form.is_valid(raise_exception=True)
+    return str(form.validated_data["confirm_name"])

@@ -300,12 +300,6 @@ class VMPreviewRequestSerializer(VirtualMachineSerializer):
         extra_kwargs = {"name": {"required": False}}
 
 
-class VMDeleteSerializer(serializers.Serializer[dict[str, str]]):
-    confirm_name = serializers.CharField(
-        allow_blank=True, help_text="The VM's name, typed to confirm."
-    )
-
-
 class ExposeSerializer(serializers.Serializer[dict[str, Any]]):
     ports = PortSerializer(many=True, allow_empty=False)
 

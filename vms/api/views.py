@@ -7,7 +7,7 @@ written by operators. Every write is one service call with ``actor=self.actor``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from django.db.models import QuerySet
@@ -25,7 +25,7 @@ from rest_framework.serializers import BaseSerializer
 
 from clusters.api.serializers import QuotaPreviewSerializer
 from clusters.api.views import CatalogViewSet
-from tenants.api.base import ApiViewSet, TenantOwnedViewSet
+from tenants.api.base import ApiViewSet, TenantOwnedViewSet, typed_confirmation
 from tenants.scoping import visible_tenant
 from vms.api.filters import VirtualMachineFilterSet
 from vms.api.serializers import (
@@ -37,7 +37,6 @@ from vms.api.serializers import (
     StorageClassSerializer,
     UnexposeSerializer,
     VirtualMachineSerializer,
-    VMDeleteSerializer,
     VMImageSerializer,
     VMPreviewRequestSerializer,
     spec_from,
@@ -221,12 +220,7 @@ class VirtualMachineViewSet(
     )
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         vm = self.get_object()
-        body = request.data if isinstance(request.data, Mapping) else {}
-        form = VMDeleteSerializer(
-            data={"confirm_name": request.query_params.get("confirm_name", ""), **body}
-        )
-        form.is_valid(raise_exception=True)
-        if vm_delete(actor=self.actor, vm=vm, confirm_name=form.validated_data["confirm_name"]):
+        if vm_delete(actor=self.actor, vm=vm, confirm_name=typed_confirmation(request)):
             return Response(status=status.HTTP_204_NO_CONTENT)
         return self._rendered(vm, status.HTTP_202_ACCEPTED)
 
