@@ -25,8 +25,8 @@ from clusters.models import (
 )
 from clusters.spec import QUOTA_FIELDS, ClusterSpec, spec_quota_amounts
 from tenants.access import Action
-from tenants.models import AuditEvent, Quota, QuotaClaim, QuotaResource, Tenant
-from tenants.selectors import format_amount, quota_used
+from tenants.models import AuditEvent, QuotaClaim, Tenant
+from tenants.selectors import QuotaPreview, quota_preview
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AnonymousUser
@@ -229,60 +229,6 @@ def cluster_allowed_actions(cluster: Cluster) -> frozenset[str]:
 # --- Quota preview --------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class QuotaLine:
-    resource: str
-    label: str
-    requested: int
-    used: int
-    limit: int
-
-    @property
-    def field(self) -> str:
-        return QUOTA_FIELDS[self.resource]
-
-    @property
-    def available(self) -> int:
-        return max(self.limit - self.used, 0)
-
-    @property
-    def fits(self) -> bool:
-        return self.requested <= self.available
-
-    @property
-    def used_after(self) -> int:
-        return self.used + self.requested
-
-    def display(self, amount: int) -> str:
-        return format_amount(self.resource, amount)
-
-    @property
-    def refusal(self) -> str:
-        if self.fits:
-            return ""
-        return (
-            f"Needs {self.display(self.requested)} more {self.label.lower()} but only "
-            f"{self.display(self.available)} of {self.display(self.limit)} is left in the quota."
-        )
-
-
-@dataclass(frozen=True)
-class QuotaPreview:
-    lines: list[QuotaLine]
-
-    @property
-    def fits(self) -> bool:
-        return all(line.fits for line in self.lines)
-
-    def errors(self) -> dict[str, list[str]]:
-        """Refusals keyed by the form field the user would change (as the service raises)."""
-        errors: dict[str, list[str]] = {}
-        for line in self.lines:
-            if not line.fits:
-                errors.setdefault(line.field, []).append(line.refusal)
-        return errors
-
-
 def cluster_quota_preview(
     tenant: Tenant, spec: ClusterSpec, *, cluster: Cluster | None = None
 ) -> QuotaPreview:
@@ -290,22 +236,8 @@ def cluster_quota_preview(
 
     For an existing ``cluster`` (scaling) only the difference to what it holds counts.
     """
-    limits = Quota.objects.get(tenant=tenant).limits()
-    used = quota_used(tenant)
-    wanted = spec_quota_amounts(spec)
     held: dict[str, int] = {}
     if cluster is not None:
         claim = QuotaClaim.objects.filter(tenant=tenant, subject=cluster.quota_subject).first()
         held = claim.amounts() if claim else {}
-    return QuotaPreview(
-        lines=[
-            QuotaLine(
-                resource=resource,
-                label=QuotaResource(resource).label,
-                requested=max(amount - held.get(resource, 0), 0),
-                used=used[resource],
-                limit=limits[resource],
-            )
-            for resource, amount in wanted.items()
-        ]
-    )
+    return quota_preview(tenant, spec_quota_amounts(spec), held=held, fields=QUOTA_FIELDS)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Network
 from typing import TYPE_CHECKING, Any
 
+from django.core.exceptions import NON_FIELD_ERRORS
 from django.db.models import Sum
 
 from tenants.addressing import Span, gateway_of
@@ -22,7 +23,7 @@ from tenants.models import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Mapping
 
 
 def format_amount(resource: str, amount: int) -> str:
@@ -403,3 +404,87 @@ def lb_range_usages(ranges: Iterable[LoadBalancerRange]) -> list[LoadBalancerRan
         LoadBalancerRangeUsage(address_range=r, holdings=list(holdings[r.pk].values()))
         for r in ranges
     ]
+
+
+# --- Quota preview (what a request would take, before it is made) -------------------------
+
+
+@dataclass(frozen=True)
+class QuotaLine:
+    resource: str
+    label: str
+    requested: int
+    used: int
+    limit: int
+    field: str = NON_FIELD_ERRORS  # the form field that drives this resource
+
+    @property
+    def available(self) -> int:
+        return max(self.limit - self.used, 0)
+
+    @property
+    def fits(self) -> bool:
+        return self.requested <= self.available
+
+    @property
+    def used_after(self) -> int:
+        return self.used + self.requested
+
+    def display(self, amount: int) -> str:
+        return format_amount(self.resource, amount)
+
+    @property
+    def refusal(self) -> str:
+        if self.fits:
+            return ""
+        return (
+            f"Needs {self.display(self.requested)} more {self.label.lower()} but only "
+            f"{self.display(self.available)} of {self.display(self.limit)} is left in the quota."
+        )
+
+
+@dataclass(frozen=True)
+class QuotaPreview:
+    lines: list[QuotaLine]
+
+    @property
+    def fits(self) -> bool:
+        return all(line.fits for line in self.lines)
+
+    def errors(self) -> dict[str, list[str]]:
+        """Refusals keyed by the form field the user would change (as the service raises)."""
+        errors: dict[str, list[str]] = {}
+        for line in self.lines:
+            if not line.fits:
+                errors.setdefault(line.field, []).append(line.refusal)
+        return errors
+
+
+def quota_preview(
+    tenant: Tenant,
+    amounts: Mapping[str, int],
+    *,
+    held: Mapping[str, int] | None = None,
+    fields: Mapping[str, str],
+) -> QuotaPreview:
+    """What ``amounts`` would take of the tenant's quota, against what is left.
+
+    ``held`` is what the subject already holds (only the difference counts); ``fields`` maps
+    each resource to the form field that drives it, so refusals land on the right field.
+    """
+    limits = Quota.objects.get(tenant=tenant).limits()
+    used = quota_used(tenant)
+    held = held or {}
+    return QuotaPreview(
+        lines=[
+            QuotaLine(
+                resource=resource,
+                label=QuotaResource(resource).label,
+                requested=max(amount - held.get(resource, 0), 0),
+                used=used[resource],
+                limit=limits[resource],
+                field=fields.get(resource, NON_FIELD_ERRORS),
+            )
+            for resource, amount in amounts.items()
+        ]
+    )

@@ -18,11 +18,11 @@ from django.db.models import Prefetch, QuerySet
 
 from clusters.lifecycle import Step
 from clusters.models import InstanceType
-from clusters.selectors import QuotaLine, QuotaPreview, offered_instance_types
+from clusters.selectors import offered_instance_types
 from tenants.access import Action, user_can
-from tenants.models import AuditEvent, Quota, QuotaResource, Tenant
+from tenants.models import AuditEvent, Tenant
 from tenants.scoping import DENIED_MESSAGES
-from tenants.selectors import quota_used
+from tenants.selectors import QuotaPreview, quota_preview
 from vms.lifecycle import Desired, Observed, allowed_actions, timeline
 from vms.models import SSHKey, StorageClass, VirtualMachine, VMImage, VMService
 from vms.spec import QUOTA_FIELDS, SERVICE_QUOTA_AMOUNTS, VMSpec, spec_quota_amounts
@@ -224,42 +224,9 @@ def power_targets(user: User | AnonymousUser, ids: Iterable[int]) -> PowerTarget
 # --- Quota preview --------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class VMQuotaLine(QuotaLine):
-    """A quota line whose field is the VM form's (clusters blame their own fields)."""
-
-    @property
-    def field(self) -> str:
-        return QUOTA_FIELDS[self.resource]
-
-
-def quota_preview(
-    tenant: Tenant, amounts: dict[str, int], *, held: dict[str, int] | None = None
-) -> QuotaPreview:
-    """What ``amounts`` would take of the tenant's quota, against what is left.
-
-    ``held`` is what the subject already holds (only the difference counts).
-    """
-    limits = Quota.objects.get(tenant=tenant).limits()
-    used = quota_used(tenant)
-    held = held or {}
-    return QuotaPreview(
-        lines=[
-            VMQuotaLine(
-                resource=resource,
-                label=QuotaResource(resource).label,
-                requested=max(amount - held.get(resource, 0), 0),
-                used=used[resource],
-                limit=limits[resource],
-            )
-            for resource, amount in amounts.items()
-        ]
-    )
-
-
 def vm_quota_preview(tenant: Tenant, spec: VMSpec, *, expose: bool = False) -> QuotaPreview:
     """What a new VM (and, with ``expose``, its public address) would take of the quota."""
     amounts = spec_quota_amounts(spec)
     if expose:
         amounts = {**amounts, **SERVICE_QUOTA_AMOUNTS}
-    return quota_preview(tenant, amounts)
+    return quota_preview(tenant, amounts, fields=QUOTA_FIELDS)

@@ -9,10 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from django.core.exceptions import NON_FIELD_ERRORS
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
-from rest_framework.settings import api_settings
 
 from clusters.models import (
     MAX_WORKERS,
@@ -25,13 +23,11 @@ from clusters.models import (
 )
 from clusters.selectors import (
     ACTION_RULES,
-    QuotaPreview,
     cluster_allowed_actions,
     cluster_spec_with_defaults,
 )
 from clusters.spec import ClusterSpec
 from tenants.api.serializers import ServiceModelSerializer, TenantSlugField, username_field
-from tenants.models import QuotaResource
 
 CLUSTER_ACTIONS = list(ACTION_RULES)
 
@@ -209,33 +205,3 @@ class ClusterUpgradeSerializer(serializers.Serializer[dict[str, Any]]):
 
 class ClusterProtectionSerializer(serializers.Serializer[dict[str, bool]]):
     deletion_protection = serializers.BooleanField()
-
-
-class QuotaLineSerializer(serializers.Serializer[Any]):
-    resource = serializers.ChoiceField(choices=QuotaResource.choices)
-    name = serializers.CharField(source="label")
-    requested = serializers.IntegerField(help_text="What the cluster would take.")
-    used = serializers.IntegerField(help_text="What the tenant uses now.")
-    limit = serializers.IntegerField()
-    available = serializers.IntegerField()
-    used_after = serializers.IntegerField(help_text="Usage if the cluster were created.")
-    fits = serializers.BooleanField()
-    field = serializers.CharField(help_text="The form field that sets this amount.")
-
-
-class QuotaPreviewSerializer(serializers.Serializer[QuotaPreview]):
-    fits = serializers.BooleanField(help_text="Whether the whole request fits the quota.")
-    resources = QuotaLineSerializer(source="lines", many=True)
-    field_errors = serializers.SerializerMethodField(
-        help_text="Refusals by form field, as creating would answer them."
-    )
-
-    @extend_schema_field(
-        serializers.DictField(child=serializers.ListField(child=serializers.CharField()))
-    )
-    def get_field_errors(self, preview: QuotaPreview) -> dict[str, list[str]]:
-        # The same keys as the 400 a refused create answers.
-        return {
-            (api_settings.NON_FIELD_ERRORS_KEY if field == NON_FIELD_ERRORS else field): messages
-            for field, messages in preview.errors().items()
-        }

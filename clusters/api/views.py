@@ -36,7 +36,6 @@ from clusters.api.serializers import (
     ClusterUpgradeSerializer,
     InstanceTypeSerializer,
     KubernetesVersionSerializer,
-    QuotaPreviewSerializer,
     spec_from,
 )
 from clusters.kubeconfig import cluster_kubeconfig, kubeconfig_filename
@@ -56,6 +55,7 @@ from clusters.services import (
     kubernetes_version_save,
 )
 from tenants.api.base import ApiViewSet, OperatorWrites, TenantOwnedViewSet, typed_confirmation
+from tenants.api.serializers import QuotaPreviewSerializer
 from tenants.scoping import visible_tenant
 
 if TYPE_CHECKING:

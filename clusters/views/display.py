@@ -16,10 +16,10 @@ from django.db.models import QuerySet
 from django.urls import reverse
 
 from clusters.models import Cluster, ClusterStep, InstanceType
-from clusters.selectors import QuotaLine, QuotaPreview, cluster_action_refusal, upgrade_targets
+from clusters.selectors import cluster_action_refusal, upgrade_targets
 from clusters.spec import ClusterSpec
 from tenants.models import AuditEvent, QuotaResource
-from tenants.selectors import format_amount
+from tenants.selectors import QuotaLine, QuotaPreview, format_amount
 from tenants.views.base import TenantAccess
 
 Phase = Cluster.Phase

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from django.core.exceptions import NON_FIELD_ERRORS
 from django.db import models
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+from rest_framework.settings import api_settings
 
 from tenants.access import PlatformRole, TenantRole
 from tenants.models import (
@@ -26,7 +28,7 @@ from tenants.models import (
     Tenant,
     User,
 )
-from tenants.selectors import QuotaUsage, quota_usage, quota_usage_for_tenants
+from tenants.selectors import QuotaPreview, QuotaUsage, quota_usage, quota_usage_for_tenants
 
 #: Status words of invitations and tokens (named enums in the schema: ENUM_NAME_OVERRIDES).
 INVITATION_STATUSES = ["pending", "accepted", "revoked", "expired"]
@@ -360,3 +362,36 @@ class ProfileSerializer(serializers.Serializer[Any]):
     tenants = VisibleTenantSerializer(
         many=True, source="visible_tenants", help_text="Every tenant the caller can see."
     )
+
+
+# --- Quota previews (clusters, VMs) ---------------------------------------------------------
+
+
+class QuotaLineSerializer(serializers.Serializer[Any]):
+    resource = serializers.ChoiceField(choices=QuotaResource.choices)
+    name = serializers.CharField(source="label")
+    requested = serializers.IntegerField(help_text="What the request would take.")
+    used = serializers.IntegerField(help_text="What the tenant uses now.")
+    limit = serializers.IntegerField()
+    available = serializers.IntegerField()
+    used_after = serializers.IntegerField(help_text="Usage if the request were granted.")
+    fits = serializers.BooleanField()
+    field = serializers.CharField(help_text="The form field that sets this amount.")
+
+
+class QuotaPreviewSerializer(serializers.Serializer[QuotaPreview]):
+    fits = serializers.BooleanField(help_text="Whether the whole request fits the quota.")
+    resources = QuotaLineSerializer(source="lines", many=True)
+    field_errors = serializers.SerializerMethodField(
+        help_text="Refusals by form field, as creating would answer them."
+    )
+
+    @extend_schema_field(
+        serializers.DictField(child=serializers.ListField(child=serializers.CharField()))
+    )
+    def get_field_errors(self, preview: QuotaPreview) -> dict[str, list[str]]:
+        # The same keys as the 400 a refused create answers.
+        return {
+            (api_settings.NON_FIELD_ERRORS_KEY if field == NON_FIELD_ERRORS else field): messages
+            for field, messages in preview.errors().items()
+        }

@@ -23,9 +23,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
 
-from clusters.api.serializers import QuotaPreviewSerializer
 from clusters.api.views import CatalogViewSet
 from tenants.api.base import ApiViewSet, TenantOwnedViewSet, typed_confirmation
+from tenants.api.serializers import QuotaPreviewSerializer
 from tenants.scoping import visible_tenant
 from vms.api.filters import VirtualMachineFilterSet
 from vms.api.serializers import (
