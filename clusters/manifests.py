@@ -46,6 +46,21 @@ ROOT_DISK = "root"
 NETWORK = "default"
 
 
+def worker_name_prefix(cluster_name: str) -> str:
+    """The start of every worker VM's name of a cluster ("<cluster>-md-0-")."""
+    return f"{cluster_name}-{WORKER_POOL}-"
+
+
+def names_collide(cluster_name: str, vm_name: str) -> bool:
+    """Whether a portal VM and a cluster of these names would fight over objects.
+
+    A cluster's control plane has a Service named like the cluster and its worker VMs are
+    named "<cluster>-md-0-…"; a portal VM brings a VirtualMachine and a Service of its own
+    name. Both are applied with force, so one would silently take the other's objects over.
+    """
+    return vm_name == cluster_name or vm_name.startswith(worker_name_prefix(cluster_name))
+
+
 @dataclass(frozen=True)
 class AddonPlan:
     name: str

@@ -14,12 +14,14 @@ from __future__ import annotations
 from typing import Any
 
 import yaml
+from django.apps import apps
 from django.conf import settings
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import IntegrityError, models, transaction
 from django.forms.models import model_to_dict
 from django.utils import timezone
 
+from clusters.manifests import names_collide
 from clusters.models import (
     MAX_WORKERS,
     MIN_WORKERS,
@@ -99,6 +101,19 @@ def _spec_errors(spec: ClusterSpec) -> dict[str, str]:
     return errors
 
 
+def _vm_name_clash(tenant: Tenant, name: str) -> str:
+    """Why a cluster named ``name`` would collide with one of the tenant's VMs ("" if not)."""
+    # By app label, not import: the vms app builds on clusters (instance types), not the reverse.
+    vm_model = apps.get_model("vms", "VirtualMachine")
+    for vm_name in vm_model.objects.filter(tenant=tenant).values_list("name", flat=True):
+        if names_collide(name, vm_name):
+            return (
+                f"The virtual machine {vm_name} in {tenant.slug} would share this cluster's"
+                " object names: choose another name."
+            )
+    return ""
+
+
 @transaction.atomic
 def cluster_request(*, actor: Actor, tenant: Tenant, spec: ClusterSpec) -> Cluster:
     """Ask for a new cluster: validate, reserve its quota, record it; provisioning follows."""
@@ -125,6 +140,8 @@ def cluster_request(*, actor: Actor, tenant: Tenant, spec: ClusterSpec) -> Clust
     errors.update(_spec_errors(spec))
     if Cluster.objects.filter(tenant=locked_tenant, name=spec.name).exists():
         errors["name"] = f"{locked_tenant.slug} already has a cluster named {spec.name}."
+    elif clash := _vm_name_clash(locked_tenant, spec.name):
+        errors["name"] = clash
     if errors:
         raise ValidationError(errors)
     try:

@@ -21,7 +21,7 @@ from django.db import IntegrityError, transaction
 from django.forms.models import model_to_dict
 from django.utils import timezone
 
-from clusters.manifests import WORKER_POOL
+from clusters.manifests import names_collide, worker_name_prefix
 from clusters.models import Cluster
 from tenants.audit import Actor, audit_record, diff
 from tenants.models import Tenant
@@ -92,17 +92,13 @@ def _audit(
 
 
 def _name_clash(tenant: Tenant, name: str) -> str:
-    """Why ``name`` would collide with a cluster's objects in the tenant namespace ("" if not).
-
-    A cluster's control plane has a Service named like the cluster and its worker VMs are
-    named "<cluster>-md-0-…": a portal VM (and its Service) of such a name would take theirs
-    over, since the portal applies with force.
-    """
+    """Why ``name`` would collide with a cluster's objects in the tenant namespace ("" if not)."""
     for cluster in Cluster.objects.filter(tenant=tenant).values_list("name", flat=True):
         if name == cluster:
             return f"The cluster {cluster} already uses this name in {tenant.slug}."
-        if name.startswith(f"{cluster}-{WORKER_POOL}-"):
-            return f"Names starting with {cluster}-{WORKER_POOL}- belong to that cluster's workers."
+        if names_collide(cluster, name):
+            prefix = worker_name_prefix(cluster)
+            return f"Names starting with {prefix} belong to that cluster's workers."
     return ""
 
 

@@ -38,6 +38,7 @@ from tests.clusters.conftest import (
     version,
 )
 from tests.conftest import make_tenant
+from tests.vms.conftest import ensure_vm_catalog, make_vm_row
 
 pytestmark = pytest.mark.usefixtures("catalog")
 
@@ -130,6 +131,27 @@ def test_names_are_unique_per_tenant_only(
     with pytest.raises(ValidationError) as raised:
         request(acme, bob, "web")
     assert refusal(raised) == {"name": ["acme already has a cluster named web."]}
+
+
+def test_names_stay_clear_of_the_tenants_virtual_machines(acme: Tenant, bob: User) -> None:
+    ensure_vm_catalog()
+    make_vm_row(acme, name="db")
+    make_vm_row(acme, name="web-md-0-abcde")
+
+    with pytest.raises(ValidationError) as same_name:
+        request(acme, bob, "db")
+    with pytest.raises(ValidationError) as workers_would_collide:
+        request(acme, bob, "web")
+    request(acme, bob, "web-2")  # only the exact name and the worker prefix collide
+
+    assert refusal(same_name) == {
+        "name": [
+            "The virtual machine db in acme would share this cluster's object names:"
+            " choose another name."
+        ]
+    }
+    assert "web-md-0-abcde" in refusal(workers_would_collide)["name"][0]
+    assert not Cluster.objects.filter(tenant=acme, name__in=["db", "web"]).exists()
 
 
 def test_retired_catalog_entries_are_refused(acme: Tenant, bob: User) -> None:
