@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# Browser libraries from the npm registry (xterm.js for the VM console), copied into static/.
+VENDOR := static/vendor/.installed
 
 .DEFAULT_GOAL := help
 .PHONY: help install run test lint typecheck check-deploy bench clean
@@ -16,12 +18,16 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e ".[dev]"
 	@touch $(STAMP)
 
-install: $(STAMP)  ## create .venv and install the portal with its development tools
+$(VENDOR): package.json package-lock.json scripts/vendor-static.sh
+	scripts/vendor-static.sh
+	@touch $(VENDOR)
 
-run: $(STAMP)  ## serve the embedded portal on http://127.0.0.1:8000 (demo accounts printed)
+install: $(STAMP) $(VENDOR)  ## create .venv, install the portal with its development tools and its browser libraries
+
+run: $(STAMP) $(VENDOR)  ## serve the embedded portal on http://127.0.0.1:8000 (demo accounts printed)
 	$(BIN)/python manage.py serve
 
-test: $(STAMP)  ## run the whole test suite against real Postgres, Redis, Kubernetes API and Chromium
+test: $(STAMP) $(VENDOR)  ## run the whole test suite against real Postgres, Redis, Kubernetes API and Chromium
 	scripts/test.sh $(ARGS)
 
 lint: $(STAMP)  ## ruff (lint and format check)
@@ -39,4 +45,4 @@ bench: $(STAMP)  ## benchmarks on loopback (see bench/README.md); writes bench/r
 	eval "$$(scripts/test-services.sh)" && $(BIN)/python -m bench.live_updates --output bench/results/live_updates.md
 
 clean:  ## remove the virtualenv, local databases and caches
-	rm -rf $(VENV) var staticfiles .mypy_cache .ruff_cache .pytest_cache test-artifacts
+	rm -rf $(VENV) var staticfiles node_modules static/vendor .mypy_cache .ruff_cache .pytest_cache test-artifacts
