@@ -27,5 +27,6 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
     path("", include("clusters.urls")),
+    path("", include("vms.urls")),
     path("", include("tenants.urls")),
 ]

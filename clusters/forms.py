@@ -1,11 +1,14 @@
 """Browser forms for clusters. They check shape (types, ranges, DNS labels) and nothing more:
 quota, catalog and state rules live in ``clusters.services``, whose errors the views put
 back onto these fields (the field names match the services' error keys).
+
+The VM forms reuse the generic pieces: the name rule, instance-type choices, the live quota
+preview's inputs (``PreviewedForm``) and the typed-name deletion (``TypedNameForm``).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from django import forms
 from django.core.exceptions import ValidationError
@@ -76,7 +79,39 @@ def replica_label(replicas: int) -> str:
     return f"{replicas} · survives {survives}"
 
 
-class ClusterForm(forms.Form):
+class PreviewedForm(forms.Form):
+    """A create form whose quota preview follows its inputs as they are typed (clusters, VMs).
+
+    ``quota_inputs`` are the fields whose values cost quota; the preview needs them well
+    formed, and nothing else (the name may not be typed yet).
+    """
+
+    quota_inputs: ClassVar[tuple[str, ...]] = ()
+
+    def submitted(self, name: str) -> Any:
+        """The field's value as typed, cleaned on its own (None when it is not valid).
+
+        Independent of ``errors``: a refusal the service put on the field afterwards does not
+        make a well-formed value unusable (the preview still shows what it would take).
+        """
+        try:
+            return self.fields[name].clean(self[name].data)
+        except ValidationError:
+            return None
+
+    @property
+    def invalid_quota_inputs(self) -> list[str]:
+        """Labels of the quota inputs to correct before a preview is possible."""
+        return [
+            str(self.fields[name].label)
+            for name in self.quota_inputs
+            if self.submitted(name) is None
+        ]
+
+
+class ClusterForm(PreviewedForm):
+    quota_inputs = QUOTA_INPUTS
+
     name = forms.CharField(
         max_length=CLUSTER_NAME_MAX_LENGTH,
         validators=[CLUSTER_NAME_VALIDATOR],
@@ -164,17 +199,6 @@ class ClusterForm(forms.Form):
             addons=list(data["addons"]),
         )
 
-    def submitted(self, name: str) -> Any:
-        """The field's value as typed, cleaned on its own (None when it is not valid).
-
-        Independent of ``errors``: a refusal the service put on the field afterwards does not
-        make a well-formed value unusable (the preview still shows what it would take).
-        """
-        try:
-            return self.fields[name].clean(self[name].data)
-        except ValidationError:
-            return None
-
     def preview_spec(self) -> ClusterSpec | None:
         """What to preview, once the inputs that cost quota are well formed (the name may not
         be typed yet); None while one of them is not."""
@@ -187,13 +211,6 @@ class ClusterForm(forms.Form):
             )
         except ValidationError:  # the catalog offers no default version
             return None
-
-    @property
-    def invalid_quota_inputs(self) -> list[str]:
-        """Labels of the quota inputs to correct before a preview is possible."""
-        return [
-            str(self.fields[name].label) for name in QUOTA_INPUTS if self.submitted(name) is None
-        ]
 
 
 class ScaleForm(forms.Form):
@@ -224,16 +241,15 @@ class UpgradeForm(forms.Form):
         )
 
 
-class ClusterDeleteForm(forms.Form):
-    """The typed name goes to ``cluster_delete`` as ``confirm_name``, which checks it."""
+class TypedNameForm(forms.Form):
+    """A deletion confirmed by typing the name of what goes (a cluster, a VM). The typed
+    name goes to the delete service as ``confirm_name``, which checks it."""
 
-    confirm_name = forms.CharField(
-        max_length=CLUSTER_NAME_MAX_LENGTH + 20, widget=forms.TextInput(attrs=TEXT_INPUT_ATTRS)
-    )
+    confirm_name = forms.CharField(max_length=100, widget=forms.TextInput(attrs=TEXT_INPUT_ATTRS))
 
-    def __init__(self, *args: Any, cluster: Cluster, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, name: str, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["confirm_name"].label = f"Type “{cluster.name}” to confirm"
+        self.fields["confirm_name"].label = f"Type “{name}” to confirm"
 
 
 class ClusterFilterForm(forms.Form):

@@ -20,7 +20,7 @@ from clusters.lifecycle import Step
 from clusters.models import InstanceType
 from clusters.selectors import offered_instance_types
 from tenants.access import Action, user_can
-from tenants.models import AuditEvent, Tenant
+from tenants.models import AuditEvent, QuotaClaim, Tenant
 from tenants.scoping import DENIED_MESSAGES
 from tenants.selectors import QuotaPreview, quota_preview
 from vms.lifecycle import Desired, Observed, allowed_actions, timeline
@@ -230,3 +230,16 @@ def vm_quota_preview(tenant: Tenant, spec: VMSpec, *, expose: bool = False) -> Q
     if expose:
         amounts = {**amounts, **SERVICE_QUOTA_AMOUNTS}
     return quota_preview(tenant, amounts, fields=QUOTA_FIELDS)
+
+
+def vm_expose_quota_preview(vm: VirtualMachine) -> QuotaPreview:
+    """What exposing ports of ``vm`` would take: one load-balancer IP, unless its exposure
+    holds one already (more ports share the address)."""
+    service = vm_service_of(vm)
+    held: dict[str, int] = {}
+    if service is not None:
+        claim = QuotaClaim.objects.filter(
+            tenant_id=vm.tenant_id, subject=service.quota_subject
+        ).first()
+        held = claim.amounts() if claim else {}
+    return quota_preview(vm.tenant, SERVICE_QUOTA_AMOUNTS, held=held, fields=QUOTA_FIELDS)

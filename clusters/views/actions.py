@@ -15,7 +15,7 @@ from django.core.exceptions import ValidationError
 from django.urls import reverse
 from django.utils.functional import cached_property
 
-from clusters.forms import ClusterDeleteForm, ScaleForm, UpgradeForm
+from clusters.forms import ScaleForm, TypedNameForm, UpgradeForm
 from clusters.selectors import cluster_quota_preview, upgrade_targets
 from clusters.services import (
     cluster_delete,
@@ -133,8 +133,8 @@ class ClusterProtectionView(ClusterActionView):
 
 class ClusterDeleteView(ClusterActionView):
     @cached_property
-    def form(self) -> ClusterDeleteForm:
-        return ClusterDeleteForm(self.submitted_data(), cluster=self.cluster)
+    def form(self) -> TypedNameForm:
+        return TypedNameForm(self.submitted_data(), name=self.cluster.name)
 
     def get_form(self) -> forms.Form:
         return self.form

@@ -1,5 +1,6 @@
 """How the cluster pages present what the selectors return: badges, progress, quota preview
-rows, the action log's sentences and the actions a page offers.
+rows, the action log's sentences and the actions a page offers (drawn with the pieces every
+object page shares, ``tenants.views.objects``).
 
 Presentation only: whether an action is allowed is ``clusters.selectors``' answer (and the
 service's, which enforces it); this module words it.
@@ -7,7 +8,6 @@ service's, which enforces it); this module words it.
 
 from __future__ import annotations
 
-import datetime
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -19,8 +19,18 @@ from clusters.models import Cluster, ClusterStep, InstanceType
 from clusters.selectors import cluster_action_refusal, upgrade_targets
 from clusters.spec import ClusterSpec
 from tenants.models import AuditEvent, QuotaResource
-from tenants.selectors import QuotaLine, QuotaPreview, format_amount
+from tenants.selectors import QuotaPreview, format_amount
 from tenants.views.base import TenantAccess
+from tenants.views.objects import (
+    ActionOffer,
+    ActivityEntry,
+    StateBadge,
+    TimelineEntry,
+    preview_rows,
+    tenant_state_refusal,
+)
+from tenants.views.objects import PreviewView as QuotaPreviewView
+from tenants.views.objects import activity_entries as object_activity_entries
 
 Phase = Cluster.Phase
 
@@ -49,18 +59,15 @@ PHASE_GROUPS: dict[str, frozenset[str]] = {
 }
 
 
-@dataclass(frozen=True)
-class PhaseBadge:
-    label: str
-    tone: str
-    busy: bool
-
+class PhaseBadge(StateBadge):
     @classmethod
     def of(cls, cluster: Cluster) -> PhaseBadge:
         return cls(
             label=cluster.get_phase_display(),
             tone=PHASE_TONES.get(cluster.phase, "grey"),
             busy=cluster.phase in BUSY_PHASES,
+            value=cluster.phase,
+            attribute="phase",
         )
 
 
@@ -83,39 +90,6 @@ def cluster_rows(clusters: Iterable[Cluster]) -> list[ClusterRow]:
 # --- Timeline ---------------------------------------------------------------------------------
 
 
-def short_duration(delta: datetime.timedelta) -> str:
-    """``4 s``, ``2 min 5 s``, ``1 h 3 min``: how long a step took."""
-    seconds = max(round(delta.total_seconds()), 0)
-    if seconds < 60:
-        return f"{seconds} s"
-    minutes, seconds = divmod(seconds, 60)
-    if minutes < 60:
-        return f"{minutes} min {seconds} s" if seconds else f"{minutes} min"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes} min" if minutes else f"{hours} h"
-
-
-@dataclass(frozen=True)
-class TimelineEntry:
-    step: ClusterStep
-    #: A failed cluster waits for nothing: its steps in progress show as stopped, not spinning.
-    stopped: bool = False
-
-    @property
-    def state(self) -> str:
-        return "stopped" if self.stopped else self.step.state
-
-    @property
-    def state_label(self) -> str:
-        return "Stopped" if self.stopped else self.step.get_state_display()
-
-    @property
-    def took(self) -> str:
-        if self.step.started_at and self.step.finished_at:
-            return short_duration(self.step.finished_at - self.step.started_at)
-        return ""
-
-
 @dataclass(frozen=True)
 class Progress:
     done: int
@@ -125,11 +99,23 @@ class Progress:
     def percent(self) -> int:
         return round(100 * self.done / self.total) if self.total else 0
 
+    @property
+    def text(self) -> str:
+        return f"{self.done} of {self.total} steps done"
+
 
 def timeline_entries(cluster: Cluster, steps: Sequence[ClusterStep]) -> list[TimelineEntry]:
+    # A failed cluster waits for nothing: its steps in progress show as stopped, not spinning.
     failed = cluster.phase == Phase.FAILED
     return [
-        TimelineEntry(step, stopped=failed and step.state == ClusterStep.State.ACTIVE)
+        TimelineEntry(
+            key=step.key,
+            label=step.label,
+            state="stopped" if failed and step.state == ClusterStep.State.ACTIVE else step.state,
+            message=step.message,
+            started_at=step.started_at,
+            finished_at=step.finished_at,
+        )
         for step in steps
     ]
 
@@ -143,49 +129,6 @@ def timeline_progress(cluster: Cluster, steps: Sequence[ClusterStep]) -> Progres
 
 
 # --- Quota preview ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PreviewRow:
-    """One quota resource of a preview: what is in use, what the request adds, the limit."""
-
-    line: QuotaLine
-    explanation: str
-
-    def _percent(self, amount: int) -> int:
-        if self.line.limit <= 0:
-            return 100 if amount else 0
-        return min(round(100 * amount / self.line.limit), 100)
-
-    @property
-    def used_percent(self) -> int:
-        return self._percent(self.line.used)
-
-    @property
-    def requested_percent(self) -> int:
-        """The request's share of the bar, drawn after the used share (never past 100%)."""
-        return max(min(self._percent(self.line.used_after), 100) - self.used_percent, 0)
-
-    @property
-    def used_display(self) -> str:
-        return self.line.display(self.line.used)
-
-    @property
-    def requested_display(self) -> str:
-        return self.line.display(self.line.requested)
-
-    @property
-    def after_display(self) -> str:
-        return self.line.display(self.line.used_after)
-
-    @property
-    def limit_display(self) -> str:
-        return self.line.display(self.line.limit)
-
-    @property
-    def field_id(self) -> str:
-        """The input to change when it does not fit ("" for form-wide refusals)."""
-        return "" if self.line.field == "__all__" else f"id_{self.line.field}"
 
 
 def _explanation(resource: str, instance_type: InstanceType, disk_gib: int) -> str:
@@ -213,9 +156,7 @@ class ControlPlaneOverhead:
 
 
 @dataclass(frozen=True)
-class PreviewView:
-    rows: list[PreviewRow]
-    fits: bool
+class PreviewView(QuotaPreviewView):
     control_plane: ControlPlaneOverhead | None
 
 
@@ -223,11 +164,11 @@ def preview_view(
     preview: QuotaPreview, spec: ClusterSpec, *, only_added: bool = False
 ) -> PreviewView:
     """Rows for ``preview``; ``only_added`` keeps the resources the request adds (scaling)."""
-    rows = [
-        PreviewRow(line, _explanation(line.resource, spec.instance_type, spec.worker_disk_gib))
-        for line in preview.lines
-        if line.requested or not only_added
-    ]
+    rows = preview_rows(
+        preview,
+        lambda resource: _explanation(resource, spec.instance_type, spec.worker_disk_gib),
+        only_added=only_added,
+    )
     overhead = None
     if not only_added:
         overhead = ControlPlaneOverhead(
@@ -264,53 +205,13 @@ CHANGE_PAIRS = frozenset(
 )
 
 
-@dataclass(frozen=True)
-class ActivityEntry:
-    event: AuditEvent
-
-    @property
-    def phrase(self) -> str:
-        return ACTIVITY_PHRASES.get(self.event.action, self.event.action.replace("_", " "))
-
-    @property
-    def actor(self) -> str:
-        return self.event.actor_username or "system"
-
-    @property
-    def details(self) -> list[tuple[str, str]]:
-        """What changed, readably: ``worker count: 2 → 3``, ``addons: cilium, portal-access``."""
-        separator = " → " if self.event.action in CHANGE_PAIRS else ", "
-        items = []
-        for key, value in (self.event.changes or {}).items():
-            shown = separator.join(map(str, value)) if isinstance(value, list) else str(value)
-            items.append((key.replace("_", " "), shown or "—"))
-        return items
-
-
 def activity_entries(events: QuerySet[AuditEvent], limit: int) -> list[ActivityEntry]:
-    return [ActivityEntry(event) for event in events[:limit]]
+    return object_activity_entries(
+        events, limit, phrases=ACTIVITY_PHRASES, change_pairs=CHANGE_PAIRS
+    )
 
 
 # --- Actions ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ActionOffer:
-    """A button on the cluster page: enabled, or disabled with the reason in words."""
-
-    key: str
-    label: str
-    icon: str
-    url: str
-    hint: str
-    refusal: str = ""
-    # Opens a dialog (GET asks, POST performs); otherwise a plain link (the download).
-    dialog: bool = True
-    danger: bool = False
-
-    @property
-    def enabled(self) -> bool:
-        return not self.refusal
 
 
 def _url(name: str, cluster: Cluster) -> str:
@@ -319,9 +220,7 @@ def _url(name: str, cluster: Cluster) -> str:
 
 def _state_refusal(cluster: Cluster, action: str) -> str:
     """Why the cluster cannot take ``action`` now: its tenant's state, then its own."""
-    if not cluster.tenant.is_active:
-        return f"{cluster.tenant.name} is {cluster.tenant.get_state_display().lower()}: nothing can change."
-    return cluster_action_refusal(cluster, action)
+    return tenant_state_refusal(cluster.tenant) or cluster_action_refusal(cluster, action)
 
 
 def kubeconfig_offer(cluster: Cluster, *, admin_rights: bool) -> ActionOffer:

@@ -16,11 +16,10 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db.models import Count, QuerySet
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
-from django.template.response import TemplateResponse
 from django.urls import reverse
-from django.utils.cache import add_never_cache_headers, patch_vary_headers
+from django.utils.cache import add_never_cache_headers
 from django.utils.functional import cached_property
 
 from clusters.forms import ClusterFilterForm, ClusterForm
@@ -52,16 +51,15 @@ from clusters.views.display import (
 from tenants.access import Action
 from tenants.audit import Actor
 from tenants.models import QuotaResource, Tenant
-from tenants.scoping import DENIED_MESSAGES
 from tenants.selectors import QuotaUsage, quota_usage
 from tenants.views.base import (
-    TenantAccess,
     TenantView,
     apply_service_error,
     current_user,
     htmx_target,
     redirect_after_post,
 )
+from tenants.views.objects import LivePanelView, create_refusal
 
 CLUSTERS_PER_PAGE = 25
 ACTIVITY_ROWS = 12
@@ -77,15 +75,6 @@ PANEL = "cluster-panel"
 
 def cluster_url(cluster: Cluster) -> str:
     return reverse("cluster-detail", args=[cluster.tenant.slug, cluster.pk])
-
-
-def create_refusal(tenant: Tenant, access: TenantAccess) -> str:
-    """Why the caller cannot create a cluster here ("" when they can)."""
-    if not access.can_operate:
-        return DENIED_MESSAGES[Action.OPERATE]
-    if not tenant.is_active:
-        return f"{tenant.name} is {tenant.get_state_display().lower()}: nothing new can be created."
-    return ""
 
 
 def cluster_capacity(tenant: Tenant) -> list[QuotaUsage]:
@@ -252,7 +241,7 @@ class ClusterView(TenantView):
         return context
 
 
-class ClusterDetailView(ClusterView):
+class ClusterDetailView(ClusterView, LivePanelView):
     """``/t/<slug>/clusters/<pk>/``: phase, timeline, facts, actions and action log.
 
     ``#cluster-panel`` reloads on ``portal:cluster.changed`` events for this cluster; when
@@ -261,19 +250,11 @@ class ClusterDetailView(ClusterView):
 
     template_name = "clusters/detail.html"
     partial_templates = {PANEL: "clusters/_panel_live.html"}
+    live_panel = PANEL
+    gone_template = "clusters/_gone.html"
 
-    def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        try:
-            self.cluster  # noqa: B018 - resolve it now, to answer "gone" in the panel
-        except Http404:
-            if htmx_target(request) != PANEL:
-                raise
-            response = TemplateResponse(
-                request, "clusters/_gone.html", {"tenant": self.tenant, "access": self.access}
-            )
-            patch_vary_headers(response, ("HX-Request", "HX-Target"))
-            return response
-        return super().get(request, *args, **kwargs)
+    def live_object(self) -> Cluster:
+        return self.cluster
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context = super().get_context_data(**kwargs)

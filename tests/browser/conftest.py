@@ -17,6 +17,9 @@ Fixtures for end-to-end journeys (see ``../shared/docs/BROWSER_TESTS.md``)::
   screenshot goes to ``$BUTLER_TEST_ARTIFACTS/<module>--<test>.png``; a failed test also
   leaves ``<module>--<test>--failed.png`` (full page) and ``--failed.html``.
 - ``login_as(username, password=PASSWORD)``: signs a persona in through the login form.
+- ``tenant_slug``: a fresh tenant onboarded on the local kube-apiserver (bob member, carol
+  viewer), with the simulator at a watchable pace (``paced_simulator``) and the watcher
+  (``watcher``) running in this process, for journeys through the real flow.
 - ``on_server(function, *args, **kwargs)``: runs server-side code (a service, an event
   publication) in a worker thread and returns its result. Needed for anything that
   publishes live events: Playwright's sync API keeps its event loop marked as running in
@@ -27,12 +30,14 @@ Keep journeys deterministic: Playwright's auto-waiting ``expect``, never sleeps.
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import shutil
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -43,7 +48,14 @@ import uvicorn
 from django.db import connections
 from playwright.sync_api import Page, ViewportSize, expect, sync_playwright
 
+from butler_portal.kube.adapter import KubeClient
+from butler_portal.kube.localcp import LocalControlPlane
+from butler_portal.simulator import Simulator
+from butler_portal.watcher import Watcher
+from tenants.models import LoadBalancerRange
+from tests.browser.kube_journey import JOURNEY_PACE, onboard
 from tests.conftest import PASSWORD
+from tests.simulator_fixtures import _simulator_client  # noqa: F401 - the fixture, for pytest
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -194,3 +206,54 @@ def run_on_server(function: Callable[..., Result], /, *args: Any, **kwargs: Any)
 @pytest.fixture
 def on_server() -> Callable[..., Any]:
     return run_on_server
+
+
+# --- Journeys through the real flow (local kube-apiserver, simulator, watcher) -------------
+
+_address_blocks = itertools.count()
+
+
+@pytest.fixture
+def paced_simulator(
+    local_k8s: LocalControlPlane, request: pytest.FixtureRequest
+) -> Iterator[Simulator]:
+    """The simulator at the journey's pace, on the session's shared simulator client."""
+    client: KubeClient = request.getfixturevalue("_simulator_client")
+    with Simulator(client, server_url=local_k8s.server_url, config=JOURNEY_PACE) as sim:
+        yield sim
+    assert sim.errors == [], f"the simulator failed: {sim.errors}"
+
+
+@pytest.fixture
+def watcher(portal_k8s: KubeClient) -> Iterator[Watcher]:
+    """The watcher in this process, following the local API server for the test."""
+    running = Watcher(reconcile_interval=None, watch_timeout_seconds=5).start()
+    assert running.wait_until_synced(30), "the watcher did not list every kind in time"
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def own_addresses(db: None) -> LoadBalancerRange:
+    """Load-balancer addresses no earlier test of the session used. The API server outlives
+    each test's database, with the Services earlier tests got addresses for; MetalLB never
+    hands out an address twice, so a range every test reuses would run dry."""
+    block = next(_address_blocks)
+    return LoadBalancerRange.objects.create(
+        name=f"journey-{block}",
+        first_address=f"198.18.{block}.10",
+        last_address=f"198.18.{block}.40",
+    )
+
+
+@pytest.fixture
+def tenant_slug(
+    portal_k8s: KubeClient,
+    own_addresses: LoadBalancerRange,
+    paced_simulator: Simulator,
+    watcher: Watcher,
+) -> str:
+    """A fresh tenant, onboarded on the server, with bob (member) and carol (viewer)."""
+    slug = f"journey-{uuid.uuid4().hex[:6]}"
+    run_on_server(onboard, slug)
+    return slug

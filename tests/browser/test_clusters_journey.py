@@ -9,10 +9,8 @@ up in the list, finds no controls, and is refused when posting anyway.
 
 from __future__ import annotations
 
-import itertools
 import re
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,100 +18,14 @@ import pytest
 import yaml
 from playwright.sync_api import Page, expect
 
-from butler_portal.kube.adapter import KubeClient
-from butler_portal.kube.localcp import LocalControlPlane
-from butler_portal.simulator import Delays, Simulator, SimulatorConfig
-from butler_portal.watcher import Watcher
 from clusters.models import Cluster
-from clusters.seed import seed_catalog
 from tenants.access import TenantRole
 from tenants.audit import Actor
-from tenants.models import LoadBalancerRange, Membership, Tenant
-from tenants.services import tenant_create
-from tests.browser.conftest import artifacts_dir, run_on_server
-from tests.conftest import make_user
-from tests.simulator_fixtures import _simulator_client  # noqa: F401 - the fixture, for pytest
+from tenants.models import Membership, Tenant
+from tests.browser.conftest import artifacts_dir
+from tests.browser.kube_journey import READY_TIMEOUT_MS
 
 pytestmark = [pytest.mark.browser, pytest.mark.k8s, pytest.mark.django_db(transaction=True)]
-
-# Slow enough that the page is open before the control plane is up (so the test sees the
-# cluster move), fast enough to stay a short test: Ready within about ten seconds.
-JOURNEY_PACE = SimulatorConfig(
-    delays=Delays(
-        network=0.2,
-        control_plane=2.0,
-        control_plane_sleep=0.5,
-        cluster=0.2,
-        machine=0.5,
-        vm=0.5,
-        disk_import=0.5,
-        helm=0.5,
-    ),
-    watch_timeout_seconds=5,
-)
-LIMITS = {
-    "clusters": 2,
-    "worker_nodes": 6,
-    "vcpu": 24,
-    "memory_mib": 49152,
-    "storage_gib": 300,
-    "load_balancer_ips": 3,
-}
-READY_TIMEOUT_MS = 60_000
-_address_blocks = itertools.count()
-
-
-@pytest.fixture
-def paced_simulator(
-    local_k8s: LocalControlPlane, request: pytest.FixtureRequest
-) -> Iterator[Simulator]:
-    """The simulator at the journey's pace, on the session's shared simulator client."""
-    client: KubeClient = request.getfixturevalue("_simulator_client")
-    with Simulator(client, server_url=local_k8s.server_url, config=JOURNEY_PACE) as sim:
-        yield sim
-    assert sim.errors == [], f"the simulator failed: {sim.errors}"
-
-
-@pytest.fixture
-def watcher(portal_k8s: KubeClient) -> Iterator[Watcher]:
-    """The watcher in this process, following the local API server for the test."""
-    running = Watcher(reconcile_interval=None, watch_timeout_seconds=5).start()
-    assert running.wait_until_synced(30), "the watcher did not list every kind in time"
-    yield running
-    running.stop()
-
-
-def onboard(slug: str) -> None:
-    """A tenant onboarded for real (namespace, network, quota) with a member and a viewer."""
-    seed_catalog()
-    tenant = tenant_create(actor=Actor.system(), slug=slug, name="Journey Inc", limits=LIMITS)
-    Membership.objects.create(tenant=tenant, user=make_user("bob"), role=TenantRole.MEMBER)
-    Membership.objects.create(tenant=tenant, user=make_user("carol"), role=TenantRole.VIEWER)
-
-
-@pytest.fixture
-def own_addresses(db: None) -> LoadBalancerRange:
-    """Load-balancer addresses no earlier test of the session used. The API server outlives
-    each test's database, with the Services earlier clusters got addresses for; MetalLB never
-    hands out an address twice, so a range every test reuses would run dry."""
-    block = next(_address_blocks)
-    return LoadBalancerRange.objects.create(
-        name=f"journey-{block}",
-        first_address=f"198.18.{block}.10",
-        last_address=f"198.18.{block}.40",
-    )
-
-
-@pytest.fixture
-def tenant_slug(
-    portal_k8s: KubeClient,
-    own_addresses: LoadBalancerRange,
-    paced_simulator: Simulator,
-    watcher: Watcher,
-) -> str:
-    slug = f"journey-{uuid.uuid4().hex[:6]}"
-    run_on_server(onboard, slug)
-    return slug
 
 
 def snapshot(page: Page, name: str) -> None:

@@ -1,0 +1,32 @@
+"""The VM pages of the browser portal (``pages``: list, summary, create, detail;
+``actions``: power, exposed ports, deletion, bulk power; ``display``: how they are
+presented; ``sshkeys``: the user's SSH keys; ``console``: the serial console)."""
+
+from __future__ import annotations
+
+from tenants.views.extensions import (
+    TenantNavItem,
+    register_dashboard_panel,
+    register_tenant_nav_item,
+)
+
+#: URL names under the "Virtual machines" navigation entry (it stays highlighted on all of them).
+VM_PAGES = (
+    "vm-create",
+    "vm-detail",
+    "vm-start",
+    "vm-stop",
+    "vm-restart",
+    "vm-expose",
+    "vm-unexpose",
+    "vm-delete",
+    "vm-console",
+)
+
+
+def register_vm_pages() -> None:
+    """Put VMs into every tenant's navigation and dashboard (``AppConfig.ready``)."""
+    register_tenant_nav_item(
+        TenantNavItem("Virtual machines", "vm-list", icon="vm", order=30, also_active_for=VM_PAGES)
+    )
+    register_dashboard_panel("vms/dashboard_card.html", order=6)
