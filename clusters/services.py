@@ -41,7 +41,12 @@ from clusters.status import cluster_refresh
 from clusters.tasks import delete_after_commit, provision_after_commit
 from tenants.audit import Actor, audit_record, diff
 from tenants.models import Tenant
-from tenants.services import ensure_tenant_active, quota_error_on_fields, quota_reserve
+from tenants.services import (
+    ensure_tenant_active,
+    ensure_tenant_allows,
+    quota_error_on_fields,
+    quota_reserve,
+)
 
 # --- Helpers --------------------------------------------------------------------------------
 
@@ -56,7 +61,7 @@ def _locked(cluster: Cluster) -> Cluster:
 
 
 def _require(cluster: Cluster, action: str, field: str = NON_FIELD_ERRORS) -> None:
-    ensure_tenant_active(cluster.tenant)
+    ensure_tenant_allows(cluster.tenant, action)
     refusal = cluster_action_refusal(cluster, action)
     if refusal:
         raise ValidationError({field: refusal}, code="invalid_state")

@@ -22,7 +22,7 @@ from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from butler_portal.realtime import publish_tenant_event
+from butler_portal.realtime import ACCESS_CHANGED, publish_tenant_event
 from butler_portal.tasks import enqueue_after_commit
 from tenants.access import TenantRole
 from tenants.audit import Actor, audit_record, diff
@@ -145,6 +145,26 @@ def tenant_delete(*, actor: Actor, tenant: Tenant) -> bool:
 def tenant_delete_finish(*, tenant_id: int) -> None:
     """The last step of a deletion, once Kubernetes has let go of the tenant's objects."""
     Tenant.objects.filter(pk=tenant_id, state=Tenant.State.DELETING).delete()
+
+
+#: What a suspended tenant may still do with what it has: give resources back (stop a VM,
+#: hibernate a cluster, withdraw a VM's ports, delete), never take more or change anything.
+ALLOWED_WHILE_SUSPENDED = frozenset({"stop", "hibernate", "unexpose", "delete"})
+
+
+def ensure_tenant_allows(tenant: Tenant, action: str) -> None:
+    """Refuse ``action`` on an existing object of a suspended (or deleting) tenant, unless it
+    gives resources back (``ALLOWED_WHILE_SUSPENDED``): one rule for clusters and VMs."""
+    if tenant.is_active or action in ALLOWED_WHILE_SUSPENDED:
+        return
+    state = tenant.get_state_display().lower()
+    raise ValidationError(
+        {
+            "__all__": f"Tenant {tenant.slug} is {state}: resources can only be given back"
+            " (stopped, hibernated, deleted)."
+        },
+        code="tenant_inactive",
+    )
 
 
 def ensure_tenant_active(tenant: Tenant) -> None:
@@ -312,6 +332,7 @@ def membership_change_role(*, actor: Actor, membership: Membership, role: str) -
         target=membership,
         changes={"user": membership.user.get_username(), "role": [before, role]},
     )
+    publish_tenant_event(membership.tenant_id, ACCESS_CHANGED)
     return membership
 
 
@@ -328,6 +349,7 @@ def membership_remove(*, actor: Actor, membership: Membership) -> None:
         changes={"user": membership.user.get_username(), "role": membership.role},
     )
     membership.delete()
+    publish_tenant_event(membership.tenant_id, ACCESS_CHANGED)
 
 
 @transaction.atomic
@@ -492,6 +514,9 @@ def user_set_active(*, actor: Actor, user: User, active: bool) -> User:
     user.save(update_fields=["is_active"])
     if not active:
         user.api_tokens.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+        # Open sockets (live updates, consoles) re-check their user on this event.
+        for tenant_id in user.memberships.values_list("tenant_id", flat=True):
+            publish_tenant_event(tenant_id, ACCESS_CHANGED)
     audit_record(
         actor=actor,
         action="enable" if active else "disable",

@@ -25,7 +25,12 @@ from clusters.manifests import names_collide, worker_name_prefix
 from clusters.models import Cluster
 from tenants.audit import Actor, audit_record, diff
 from tenants.models import Tenant
-from tenants.services import ensure_tenant_active, quota_error_on_fields, quota_reserve
+from tenants.services import (
+    ensure_tenant_active,
+    ensure_tenant_allows,
+    quota_error_on_fields,
+    quota_reserve,
+)
 from vms.cloudinit import parse_user_data
 from vms.crypto import encrypt
 from vms.lifecycle import ALWAYS, HALTED, action_refusal
@@ -56,13 +61,8 @@ def _locked(vm: VirtualMachine) -> VirtualMachine:
     )
 
 
-#: What a suspended tenant may still do: give resources back, never take more.
-ALLOWED_WHILE_SUSPENDED = frozenset({"stop", "delete", "unexpose"})
-
-
 def _require(vm: VirtualMachine, action: str, field: str = NON_FIELD_ERRORS) -> None:
-    if action not in ALLOWED_WHILE_SUSPENDED:
-        ensure_tenant_active(vm.tenant)
+    ensure_tenant_allows(vm.tenant, action)
     refusal = action_refusal(vm.state, vm.run_strategy, action)
     if refusal:
         raise ValidationError({field: refusal}, code="invalid_state")
@@ -563,3 +563,27 @@ def storage_class_save(*, actor: Actor, storage_class: StorageClass) -> StorageC
         actor, storage_class, fields=["name", "kubernetes_name", "description", "is_default"]
     )
     return storage_class
+
+
+# --- Console sessions -----------------------------------------------------------------------
+# Who may open a console, and when, is decided before (OPERATE on the tenant, a running VM:
+# ``vms.consumers``); these record the session. What passes through it is never recorded.
+
+
+@transaction.atomic
+def vm_console_opened(*, actor: Actor, vm: VirtualMachine, session: str) -> None:
+    """Audit the start of a serial console session (``session`` pairs it with its end)."""
+    _audit(actor, "open_console", vm, {"session": session})
+
+
+@transaction.atomic
+def vm_console_closed(
+    *, actor: Actor, vm: VirtualMachine, session: str, duration_seconds: float
+) -> None:
+    """Audit the end of a serial console session and how long it lasted."""
+    _audit(
+        actor,
+        "close_console",
+        vm,
+        {"session": session, "duration_seconds": round(max(duration_seconds, 0.0), 1)},
+    )

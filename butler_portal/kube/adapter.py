@@ -10,13 +10,15 @@ and one dict-based path for core kinds and CRDs keeps server-side apply uniform.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import logging
 import random
+import ssl
 import time
 import urllib.parse
-from collections.abc import Callable, Generator, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -25,6 +27,10 @@ from typing import Any, Literal, NamedTuple, TypeVar, cast
 import urllib3
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
+from kubernetes.client.rest import should_bypass_proxies
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+from websockets.typing import Subprotocol
 
 from butler_portal.kube.errors import (
     Conflict,
@@ -40,8 +46,10 @@ from butler_portal.kube.errors import (
 )
 
 __all__ = [
+    "CONSOLE_SUBPROTOCOL",
     "FIELD_MANAGER",
     "Conflict",
+    "ConsoleStream",
     "FieldCause",
     "Forbidden",
     "Gone",
@@ -75,6 +83,12 @@ READ_TIMEOUT_SECONDS = 30.0
 # orderly end is not mistaken for a dead connection.
 WATCH_READ_GRACE_SECONDS = 15.0
 LIST_PAGE_SIZE = 500
+
+# KubeVirt's serial console (STATUS.md §5): a websocket of raw bytes in binary frames.
+CONSOLE_SUBPROTOCOL = Subprotocol("plain.kubevirt.io")
+WEBSOCKET_OPEN_TIMEOUT_SECONDS = 10.0
+# A serial console sends what the guest writes, in small pieces; this bounds one frame.
+WEBSOCKET_MAX_FRAME_BYTES = 1 << 20
 
 JSON = "application/json"
 APPLY_PATCH = "application/apply-patch+yaml"  # JSON is valid YAML, so the body is plain JSON
@@ -115,6 +129,65 @@ class WatchEvent:
     resource_version: str
 
 
+class ConsoleStream:
+    """An open serial console of a VMI: raw bytes both ways, until either side closes.
+
+        async with await client.open_console(namespace, name) as console:
+            await console.send(b"root\r")
+            while (output := await console.receive()) is not None:
+                ...
+
+    ``receive()`` returns None once the console has closed (``close_code`` and
+    ``close_reason`` then tell how); bytes sent after that are dropped, as by a hung-up
+    line. Nothing here logs or keeps what passes through: a console carries passwords.
+    """
+
+    def __init__(self, connection: ClientConnection) -> None:
+        self._connection = connection
+
+    async def send(self, data: bytes) -> None:
+        with contextlib.suppress(ConnectionClosed):  # receive() reports the end
+            await self._connection.send(data)
+
+    async def receive(self) -> bytes | None:
+        try:
+            message = await self._connection.recv()
+        except ConnectionClosed:
+            return None
+        # KubeVirt sends binary frames; a text frame is the same bytes, decoded.
+        return message.encode() if isinstance(message, str) else message
+
+    async def close(self) -> None:
+        await self._connection.close()
+
+    @property
+    def close_code(self) -> int | None:
+        """The websocket close code once closed (1000: the other side ended it cleanly)."""
+        return self._connection.close_code
+
+    @property
+    def close_reason(self) -> str:
+        return self._connection.close_reason or ""
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._chunks()
+
+    async def _chunks(self) -> AsyncIterator[bytes]:
+        while (chunk := await self.receive()) is not None:
+            yield chunk
+
+    async def __aenter__(self) -> ConsoleStream:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
 # One client serves every thread of a process: each informer holds a connection for its
 # watch, and tasks and requests need more beside them (the library's default is 5 per core).
 CONNECTION_POOL_SIZE = 64
@@ -134,6 +207,7 @@ class KubeClient:
     def __init__(self, api_client: k8s_client.ApiClient) -> None:
         self._api = api_client
         self._discovery: dict[str, dict[str, ResourceInfo]] = {}
+        self._tls: ssl.SSLContext | None = None  # for websockets, built on first use
 
     @classmethod
     def from_kubeconfig(cls, path: str | Path, *, context: str | None = None) -> KubeClient:
@@ -259,9 +333,14 @@ class KubeClient:
             message = f"kind {kind} is not served by {api_version}"
             raise NotFound(message, reason="NotFound") from None
 
+    def api_resources(self, api_version: str) -> tuple[str, ...]:
+        """The names an apiVersion's discovery lists, subresources included ("pods/log");
+        ``NotFound`` when the API server does not serve it (e.g. an APIService is missing)."""
+        listing = self._request_json("GET", _discovery_path(api_version))
+        return tuple(str(entry["name"]) for entry in listing.get("resources", ()))
+
     def _discover(self, api_version: str) -> dict[str, ResourceInfo]:
-        path = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
-        listing = self._request_json("GET", path)
+        listing = self._request_json("GET", _discovery_path(api_version))
         resources = {
             entry["kind"]: ResourceInfo(
                 api_version, entry["kind"], entry["name"], entry["namespaced"]
@@ -271,6 +350,75 @@ class KubeClient:
         }
         self._discovery[api_version] = resources
         return resources
+
+    # --- Streams -------------------------------------------------------------------------
+
+    async def open_console(self, namespace: str, vmi_name: str) -> ConsoleStream:
+        """Connect to a VMI's serial console through the API server (virt-api behind it).
+
+        Raises the typed error of the API's refusal: ``Forbidden`` (RBAC: ``get`` on
+        ``virtualmachineinstances/console``), ``NotFound`` (no such VMI), a ``KubeError``
+        with status 400 ("VMI is not running"), ``Transient`` when it cannot be reached.
+        """
+        path = (
+            f"/apis/subresources.kubevirt.io/v1/namespaces/{urllib.parse.quote(namespace, safe='')}"
+            f"/virtualmachineinstances/{urllib.parse.quote(vmi_name, safe='')}/console"
+        )
+        return ConsoleStream(await self._open_websocket(path, CONSOLE_SUBPROTOCOL))
+
+    async def _open_websocket(self, path: str, subprotocol: Subprotocol) -> ClientConnection:
+        """A websocket to ``path`` with this client's TLS, credentials and proxy."""
+        configuration = self._api.configuration
+        scheme, _, address = configuration.host.partition("://")
+        secure = scheme == "https"
+        headers = {}
+        # Also refreshes a token that expires (in-cluster ServiceAccount tokens rotate).
+        if token := configuration.get_api_key_with_prefix("BearerToken", alias="authorization"):
+            headers["Authorization"] = token
+        proxy = configuration.proxy
+        if proxy and should_bypass_proxies(configuration.host, configuration.no_proxy or ""):
+            proxy = None
+        try:
+            connection = await connect(
+                f"{'wss' if secure else 'ws'}://{address.rstrip('/')}{path}",
+                ssl=self._websocket_tls() if secure else None,
+                server_hostname=_tls_server_name(configuration) if secure else None,
+                subprotocols=[subprotocol],
+                additional_headers=headers,
+                proxy=proxy or None,
+                compression=None,  # what passes is keystrokes and terminal output
+                open_timeout=WEBSOCKET_OPEN_TIMEOUT_SECONDS,
+                max_size=WEBSOCKET_MAX_FRAME_BYTES,
+            )
+        except InvalidStatus as refusal:
+            response = refusal.response
+            raise _error_from_http(
+                response.status_code, response.headers.get("Retry-After"), bytes(response.body)
+            ) from refusal
+        except (OSError, TimeoutError, InvalidHandshake) as error:
+            raise Transient(f"GET {path}: {error}") from error
+        if connection.subprotocol != subprotocol:
+            await connection.close()
+            raise KubeError(f"GET {path}: the server does not speak {subprotocol}")
+        return connection
+
+    def _websocket_tls(self) -> ssl.SSLContext:
+        """The TLS settings of the REST client (CA, client certificate, verification)."""
+        if self._tls is None:
+            configuration = self._api.configuration
+            context = ssl.create_default_context(
+                cafile=configuration.ssl_ca_cert,
+                cadata=getattr(configuration, "ca_cert_data", None),
+            )
+            if configuration.cert_file:
+                context.load_cert_chain(configuration.cert_file, configuration.key_file)
+            if not configuration.verify_ssl:
+                context.check_hostname = False
+                context.verify_mode = ssl.CERT_NONE
+            elif configuration.assert_hostname is False:
+                context.check_hostname = False
+            self._tls = context
+        return self._tls
 
     # --- Writes --------------------------------------------------------------------------
 
@@ -469,17 +617,29 @@ def _is_loopback(url: str) -> bool:
         return False
 
 
+def _discovery_path(api_version: str) -> str:
+    return "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+
+
+def _tls_server_name(configuration: k8s_client.Configuration) -> str | None:
+    """The name the server certificate must carry, when it is not the URL's host."""
+    return str(configuration.tls_server_name) if configuration.tls_server_name else None
+
+
 def _error_from_response(response: urllib3.BaseHTTPResponse) -> KubeError:
-    retry_after = response.headers.get("Retry-After")
+    return _error_from_http(response.status, response.headers.get("Retry-After"), response.data)
+
+
+def _error_from_http(status_code: int, retry_after: str | None, raw: bytes) -> KubeError:
+    """The typed error for an HTTP failure whose body is (usually) a ``kind: Status``."""
     retry_after_seconds = float(retry_after) if retry_after and retry_after.isdigit() else None
-    raw = response.data
     try:
         status = json.loads(raw)
     except ValueError:
         status = {"message": raw.decode(errors="replace").strip()}
     if not isinstance(status, dict):
         status = {"message": str(status)}
-    return error_from_status(response.status, status, retry_after_seconds=retry_after_seconds)
+    return error_from_status(status_code, status, retry_after_seconds=retry_after_seconds)
 
 
 def _stream_lines(response: urllib3.BaseHTTPResponse) -> Iterator[bytes]:

@@ -50,6 +50,8 @@ logger = logging.getLogger(__name__)
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ADMIN_USER = "admin"
 ADMIN_GROUPS = ("system:masters",)
+# The identity the API server proxies aggregated API requests with (kubeadm's name for it).
+FRONT_PROXY_CLIENT = "front-proxy-client"
 LOOPBACK = "127.0.0.1"
 STARTUP_TIMEOUT_SECONDS = 90.0
 STOP_TIMEOUT_SECONDS = 10.0
@@ -402,6 +404,16 @@ class LocalControlPlane:
         probe = self._ca.issue_client_certificate("readiness-probe", ADMIN_GROUPS)
         _write_private(self._pki_dir / "probe.crt", probe.certificate_pem)
         _write_private(self._pki_dir / "probe.key", probe.private_key_pem)
+        # The aggregation layer (kube-aggregator) proxies aggregated APIs, such as KubeVirt's
+        # subresources.kubevirt.io, with this client certificate and names the real caller in
+        # X-Remote-* headers; the aggregated server trusts those headers only from a client
+        # signed by the front-proxy CA. A CA of its own, as kubeadm does: with the client CA,
+        # any user's certificate could claim to be any other user.
+        front_proxy_ca = pki.CertificateAuthority("butler-local-front-proxy-ca")
+        front_proxy = front_proxy_ca.issue_client_certificate(FRONT_PROXY_CLIENT)
+        _write_private(self._pki_dir / "front-proxy-ca.crt", front_proxy_ca.certificate_pem)
+        _write_private(self._pki_dir / "front-proxy-client.crt", front_proxy.certificate_pem)
+        _write_private(self._pki_dir / "front-proxy-client.key", front_proxy.private_key_pem)
 
     def _apiserver_flags(self) -> list[str]:
         pki_dir = self._pki_dir
@@ -424,6 +436,15 @@ class LocalControlPlane:
             "--disable-admission-plugins=ServiceAccount",
             # Without the cache, watches read etcd directly, so compact_etcd() expires old versions.
             f"--watch-cache={str(self.watch_cache).lower()}",
+            # The aggregation layer (see _write_pki): the API server publishes the CA and names
+            # in kube-system/extension-apiserver-authentication for aggregated servers to check.
+            f"--requestheader-client-ca-file={pki_dir / 'front-proxy-ca.crt'}",
+            f"--requestheader-allowed-names={FRONT_PROXY_CLIENT}",
+            "--requestheader-username-headers=X-Remote-User",
+            "--requestheader-group-headers=X-Remote-Group",
+            "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+            f"--proxy-client-cert-file={pki_dir / 'front-proxy-client.crt'}",
+            f"--proxy-client-key-file={pki_dir / 'front-proxy-client.key'}",
         ]
 
     def _apiserver_is_ready(self) -> bool:

@@ -3,7 +3,8 @@
 It watches the resources the portal applies (Kamaji, Cluster API, KubeVirt, CDI, Kube-OVN,
 MetalLB, Flux) and writes the status the real controllers would write, following
 ``../shared/crds/STATUS.md``, with configurable delays and per-object failure injection
-(see ``config``). Run it with ``manage.py simulate`` or, in tests, the ``simulator`` fixture.
+(see ``config``), and serves KubeVirt's aggregated subresource API with a simulated serial
+console per running VMI (``subresources``). Run it with ``manage.py simulate`` or, in tests, the ``simulator`` fixture.
 """
 
 from butler_portal.simulator.config import (

@@ -42,6 +42,7 @@ class Delays:
     vm: float = 3.0  # KubeVirt: VMI Pending → Running, Stopping → Stopped
     disk_import: float = 10.0  # CDI: the whole import from 0% to 100%
     helm: float = 5.0  # Flux: chart install
+    console_login: float = 2.0  # a guest's serial console: login(1)'s wait before "Login incorrect"
 
     @classmethod
     def uniform(cls, seconds: float) -> Delays:

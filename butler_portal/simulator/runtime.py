@@ -34,6 +34,7 @@ from butler_portal.simulator.base import Api, Controller, StageClock
 from butler_portal.simulator.config import SimulatorConfig
 from butler_portal.simulator.controllers import ALL_CONTROLLERS
 from butler_portal.simulator.objects import Manifest, Ref, has_labels, is_deleting, uid_of
+from butler_portal.simulator.subresources import SubresourceServer
 
 logger = logging.getLogger(__name__)
 
@@ -274,6 +275,9 @@ class Simulator:
 
     It refuses any API server that is not on loopback unless ``force=True``: it writes fake
     status, creates fake Secrets and deletes objects, which would wreck a real cluster.
+
+    On a loopback API server it also serves virt-api's aggregated ``subresources.kubevirt.io``
+    (the VMs' serial consoles, see ``subresources``) for as long as it runs.
     """
 
     def __init__(
@@ -284,10 +288,17 @@ class Simulator:
         config: SimulatorConfig | None = None,
         force: bool = False,
         controllers: Iterable[type[Controller]] | None = None,
+        serve_subresources: bool | None = None,
     ) -> None:
         ensure_local(server_url, force=force)
         self.config = config or SimulatorConfig()
         self.runtime = Runtime(client, self.config)
+        # virt-api's aggregated API (the VM console) listens on this machine's loopback:
+        # only an API server on the same loopback can reach it, and a forced remote cluster
+        # may run the real virt-api, whose APIService this one would replace.
+        if serve_subresources is None:
+            serve_subresources = is_loopback_url(server_url)
+        self.subresources = SubresourceServer(client, self.config) if serve_subresources else None
         self.controllers = {
             (cls.api_version, cls.kind): cls(self.runtime)
             for cls in (ALL_CONTROLLERS if controllers is None else controllers)
@@ -342,6 +353,8 @@ class Simulator:
     # --- Lifecycle -----------------------------------------------------------------------
 
     def start(self) -> Simulator:
+        if self.subresources is not None:
+            self.subresources.start()
         self._discover()
         self._informers.start()
         self._wait_for_caches()
@@ -379,6 +392,8 @@ class Simulator:
         if self._worker is not None:
             self._worker.join(timeout)
             self._worker = None
+        if self.subresources is not None:
+            self.subresources.stop()
 
     def __enter__(self) -> Simulator:
         return self.start()

@@ -220,7 +220,7 @@ def _url(name: str, cluster: Cluster) -> str:
 
 def _state_refusal(cluster: Cluster, action: str) -> str:
     """Why the cluster cannot take ``action`` now: its tenant's state, then its own."""
-    return tenant_state_refusal(cluster.tenant) or cluster_action_refusal(cluster, action)
+    return tenant_state_refusal(cluster.tenant, action) or cluster_action_refusal(cluster, action)
 
 
 def kubeconfig_offer(cluster: Cluster, *, admin_rights: bool) -> ActionOffer:

@@ -245,6 +245,8 @@ PAST_TENSE: dict[str, str] = {
     "restart": "restarted",
     "expose": "exposed",
     "unexpose": "unexposed",
+    "open_console": "opened the console of",
+    "close_console": "closed the console of",
 }
 OBJECT_NAMES: dict[str, str] = {
     "apitoken": "an API token",

@@ -24,6 +24,7 @@ from tenants.access import Action
 from tenants.models import AuditEvent, Tenant
 from tenants.scoping import DENIED_MESSAGES
 from tenants.selectors import QuotaLine, QuotaPreview
+from tenants.services import ALLOWED_WHILE_SUSPENDED
 from tenants.views.base import TenantAccess, TenantView, htmx_target
 
 # --- State badge ------------------------------------------------------------------------------
@@ -121,11 +122,15 @@ def create_refusal(tenant: Tenant, access: TenantAccess) -> str:
     return ""
 
 
-def tenant_state_refusal(tenant: Tenant) -> str:
-    """Why nothing about an object of ``tenant`` can change now ("" when it can)."""
-    if tenant.is_active:
+def tenant_state_refusal(tenant: Tenant, action: str) -> str:
+    """Why ``action`` on an object of ``tenant`` is refused by the tenant's state ("" when it
+    is not): a suspended tenant may only give back (``ALLOWED_WHILE_SUSPENDED``)."""
+    if tenant.is_active or action in ALLOWED_WHILE_SUSPENDED:
         return ""
-    return f"{tenant.name} is {tenant.get_state_display().lower()}: nothing can change."
+    return (
+        f"{tenant.name} is {tenant.get_state_display().lower()}: resources can only be given"
+        " back (stopped, hibernated, deleted)."
+    )
 
 
 # --- Action log -------------------------------------------------------------------------------

@@ -50,7 +50,7 @@ from playwright.sync_api import Page, ViewportSize, expect, sync_playwright
 
 from butler_portal.kube.adapter import KubeClient
 from butler_portal.kube.localcp import LocalControlPlane
-from butler_portal.simulator import Simulator
+from butler_portal.simulator import Simulator, SimulatorConfig
 from butler_portal.watcher import Watcher
 from tenants.models import LoadBalancerRange
 from tests.browser.kube_journey import JOURNEY_PACE, onboard
@@ -214,12 +214,18 @@ _address_blocks = itertools.count()
 
 
 @pytest.fixture
+def journey_pace() -> SimulatorConfig:
+    """How fast the simulator plays (a journey module overrides it to dwell on a step)."""
+    return JOURNEY_PACE
+
+
+@pytest.fixture
 def paced_simulator(
-    local_k8s: LocalControlPlane, request: pytest.FixtureRequest
+    local_k8s: LocalControlPlane, journey_pace: SimulatorConfig, request: pytest.FixtureRequest
 ) -> Iterator[Simulator]:
     """The simulator at the journey's pace, on the session's shared simulator client."""
     client: KubeClient = request.getfixturevalue("_simulator_client")
-    with Simulator(client, server_url=local_k8s.server_url, config=JOURNEY_PACE) as sim:
+    with Simulator(client, server_url=local_k8s.server_url, config=journey_pace) as sim:
         yield sim
     assert sim.errors == [], f"the simulator failed: {sim.errors}"
 

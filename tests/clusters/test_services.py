@@ -211,32 +211,38 @@ def test_the_preview_shows_use_against_what_is_left(acme: Tenant, bob: User) -> 
     assert Cluster.objects.count() == 1
 
 
-def test_a_suspended_tenant_gets_no_new_cluster_and_no_changes(
+def test_a_suspended_tenant_gets_no_new_cluster_and_can_only_give_back(
     acme: Tenant, bob: User, oscar: User
 ) -> None:
     cluster = make_ready(make_cluster_row(acme))
     tenant_set_state(actor=Actor(oscar), tenant=acme, state=Tenant.State.SUSPENDED)
     actor = Actor(bob)
 
-    attempts: dict[str, Callable[[], object]] = {
+    refused: dict[str, Callable[[], object]] = {
         "request": lambda: request(acme, bob, "more"),
         "scale": lambda: cluster_scale(actor=actor, cluster=cluster, worker_count=3),
         "upgrade": lambda: cluster_upgrade(
             actor=actor, cluster=cluster, version=version("v1.36.3")
         ),
-        "hibernate": lambda: cluster_hibernate(actor=actor, cluster=cluster),
         "protection": lambda: cluster_set_protection(actor=actor, cluster=cluster, enabled=True),
-        "delete": lambda: cluster_delete(actor=actor, cluster=cluster, confirm_name=cluster.name),
     }
     outcomes = {}
-    for name, attempt in attempts.items():
+    for name, attempt in refused.items():
         with pytest.raises(ValidationError) as raised:
             attempt()
         outcomes[name] = refusal(raised)
+    given_back = "resources can only be given back (stopped, hibernated, deleted)."
     assert outcomes == {
-        key: {"__all__": ["Tenant acme is suspended: nothing new can be created."]}
-        for key in attempts
+        "request": {"__all__": ["Tenant acme is suspended: nothing new can be created."]},
+        "scale": {"__all__": [f"Tenant acme is suspended: {given_back}"]},
+        "upgrade": {"__all__": [f"Tenant acme is suspended: {given_back}"]},
+        "protection": {"__all__": [f"Tenant acme is suspended: {given_back}"]},
     }
+
+    # Giving back is the one thing still allowed: the same rule as for VMs.
+    assert cluster_hibernate(actor=actor, cluster=cluster).hibernated
+    cluster_delete(actor=actor, cluster=cluster, confirm_name=cluster.name)
+    assert not Cluster.objects.filter(pk=cluster.pk).exists()
 
 
 @pytest.mark.django_db(transaction=True)

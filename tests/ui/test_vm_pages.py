@@ -735,7 +735,7 @@ def test_a_suspended_tenant_keeps_stop_console_and_delete_but_refuses_the_rest(
     text = page_text(bob, acme_url("vm-detail", vm.pk))
     restart = action_row(text, "restart")
     assert '<div class="action-row is-disabled" aria-disabled="true"' in restart
-    assert "Acme Corp is suspended: nothing can change." in restart
+    assert "Acme Corp is suspended: resources can only be given back" in restart
     assert acme_url("vm-restart", vm.pk) not in restart
     assert "is-disabled" in action_row(text, "expose")
     for action in ("stop", "console", "delete"):

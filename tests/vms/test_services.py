@@ -167,8 +167,13 @@ def test_a_suspended_tenant_gets_nothing_new_but_may_give_back(
     with pytest.raises(ValidationError) as started:
         vm_start(actor=Actor(bob), vm=stopped)
 
-    message = "Tenant acme is suspended: nothing new can be created."
-    assert errors_of(created) == errors_of(started) == errors_of(exposed) == {"__all__": [message]}
+    given_back = (
+        "Tenant acme is suspended: resources can only be given back (stopped, hibernated, deleted)."
+    )
+    assert errors_of(created) == {
+        "__all__": ["Tenant acme is suspended: nothing new can be created."]
+    }
+    assert errors_of(started) == errors_of(exposed) == {"__all__": [given_back]}
     assert stopped.run_strategy == "Halted"
     assert vm_delete(actor=Actor(bob), vm=stopped, confirm_name="web") is True
 

@@ -30,7 +30,6 @@ from tenants.views.objects import (
 )
 from vms.models import VirtualMachine, VMService
 from vms.selectors import vm_allowed_actions, vm_service_of, vm_timeline
-from vms.services import ALLOWED_WHILE_SUSPENDED
 from vms.spec import VMSpec
 
 State = VirtualMachine.State
@@ -302,9 +301,10 @@ def vm_actions(vm: VirtualMachine, access: TenantAccess) -> VMActions:
     if service is None or service.deletion_requested_at is not None:
         allowed.discard("unexpose")  # nothing to withdraw
     offers = _offers(vm)
+
     # A suspended tenant may only give back (stop, delete, withdraw ports) and look (console).
-    suspended = tenant_state_refusal(vm.tenant)
-    unaffected = ALLOWED_WHILE_SUSPENDED | {"console"}
+    def refused(key: str) -> str:
+        return "" if key == "console" else tenant_state_refusal(vm.tenant, key)
 
     def offered(keys: Iterable[str]) -> list[ActionOffer]:
         chosen = []
@@ -312,8 +312,8 @@ def vm_actions(vm: VirtualMachine, access: TenantAccess) -> VMActions:
             if key not in allowed:
                 continue
             offer = offers[key]
-            if suspended and key not in unaffected:
-                offer = replace(offer, refusal=suspended)
+            if refusal := refused(key):
+                offer = replace(offer, refusal=refusal)
             chosen.append(offer)
         return chosen
 
