@@ -8,17 +8,17 @@ orphans: reported, never deleted (``butler_portal.watcher.drift``).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from functools import partial
 
-from butler_portal.kube.adapter import Manifest
 from butler_portal.kube.informer import WatchedKind
-from butler_portal.labels import CLUSTER_KEY, MANAGED_SELECTOR, TENANT_KEY
+from butler_portal.labels import CLUSTER_KEY, MANAGED_SELECTOR
 from butler_portal.watcher.drift import DriftCheck, Expectation, ObjectRef
 from clusters.manifests import PORTAL_KINDS, TENANT_CONTROL_PLANE_API, cluster_manifests
 from clusters.models import Cluster
 from clusters.provisioning import cluster_plan
 from clusters.tasks import provision_after_commit
+from tenants.owned import orphans_by_owner_label
 
 
 def cluster_kinds() -> list[WatchedKind]:
@@ -47,27 +47,12 @@ def cluster_expectations() -> Iterator[Expectation]:
         )
 
 
-def orphaned_cluster_objects(objects: Sequence[Manifest]) -> list[tuple[Manifest, str]]:
-    """Cluster objects labelled with a tenant and cluster the portal does not have."""
-
-    def owner(obj: Manifest) -> tuple[str, str]:
-        labels = (obj.get("metadata") or {}).get("labels") or {}
-        return str(labels.get(TENANT_KEY, "")), str(labels.get(CLUSTER_KEY, ""))
-
-    labelled = {owner(obj) for obj in objects if all(owner(obj))}
-    slugs = {slug for slug, _ in labelled}
-    known = set(Cluster.objects.filter(tenant__slug__in=slugs).values_list("tenant__slug", "name"))
-    return [
-        (obj, f"cluster {owner(obj)[0]}/{owner(obj)[1]} no longer exists")
-        for obj in objects
-        if all(owner(obj)) and owner(obj) not in known
-    ]
-
-
 def cluster_drift_check() -> DriftCheck:
     return DriftCheck(
         name="clusters",
         kinds=cluster_kinds(),
         expected=cluster_expectations,
-        orphaned=orphaned_cluster_objects,
+        orphaned=partial(
+            orphans_by_owner_label, model=Cluster, owner_label=CLUSTER_KEY, owner_kind="cluster"
+        ),
     )

@@ -2,17 +2,17 @@
 quota, catalog and state rules live in ``clusters.services``, whose errors the views put
 back onto these fields (the field names match the services' error keys).
 
-The VM forms reuse the generic pieces: the name rule, instance-type choices, the live quota
-preview's inputs (``PreviewedForm``) and the typed-name deletion (``TypedNameForm``).
+The machinery every create form shares (the name rule, the catalog's choices and defaults,
+the live quota preview's inputs) is ``tenants.forms.PreviewedForm``; the VM forms reuse the
+instance-type choices.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 from django import forms
-from django.core.exceptions import ValidationError
-from django.core.validators import RegexValidator
+from django.db.models import QuerySet
 
 from clusters.models import (
     CLUSTER_NAME_MAX_LENGTH,
@@ -35,18 +35,14 @@ from clusters.selectors import (
     offered_versions,
 )
 from clusters.spec import ClusterSpec
-from tenants.models import dns_label_validator
-
-#: The fields a quota preview needs; the others (name, version...) cost nothing.
-QUOTA_INPUTS = ("instance_type", "worker_count", "worker_disk_gib")
-
-TEXT_INPUT_ATTRS = {"autocomplete": "off", "autocapitalize": "none", "spellcheck": "false"}
-
-# The DNS-label rule, worded without its 63-character bound (cluster names stop sooner).
-CLUSTER_NAME_VALIDATOR = RegexValidator(
-    dns_label_validator.regex,
-    "Use lowercase letters, digits and hyphens, starting with a letter and not ending with a "
-    "hyphen.",
+from tenants.forms import (
+    ObjectFilterForm,
+    PreviewedForm,
+    catalog_cards,
+    dataclass_values,
+    name_search_field,
+    object_name_field,
+    state_filter_field,
 )
 
 # The stubs make model choice fields generic; at run time Django's classes are not.
@@ -79,47 +75,15 @@ def replica_label(replicas: int) -> str:
     return f"{replicas} · survives {survives}"
 
 
-class PreviewedForm(forms.Form):
-    """A create form whose quota preview follows its inputs as they are typed (clusters, VMs).
+class ClusterForm(PreviewedForm[ClusterSpec]):
+    # The name, version and add-ons cost nothing; the replicas only the platform's allowance.
+    quota_inputs = ("instance_type", "worker_count", "worker_disk_gib")
+    free_inputs = ("control_plane_replicas",)
 
-    ``quota_inputs`` are the fields whose values cost quota; the preview needs them well
-    formed, and nothing else (the name may not be typed yet).
-    """
-
-    quota_inputs: ClassVar[tuple[str, ...]] = ()
-
-    def submitted(self, name: str) -> Any:
-        """The field's value as typed, cleaned on its own (None when it is not valid).
-
-        Independent of ``errors``: a refusal the service put on the field afterwards does not
-        make a well-formed value unusable (the preview still shows what it would take).
-        """
-        try:
-            return self.fields[name].clean(self[name].data)
-        except ValidationError:
-            return None
-
-    @property
-    def invalid_quota_inputs(self) -> list[str]:
-        """Labels of the quota inputs to correct before a preview is possible."""
-        return [
-            str(self.fields[name].label)
-            for name in self.quota_inputs
-            if self.submitted(name) is None
-        ]
-
-
-class ClusterForm(PreviewedForm):
-    quota_inputs = QUOTA_INPUTS
-
-    name = forms.CharField(
+    name = object_name_field(
         max_length=CLUSTER_NAME_MAX_LENGTH,
-        validators=[CLUSTER_NAME_VALIDATOR],
-        help_text=(
-            f"Up to {CLUSTER_NAME_MAX_LENGTH} lowercase letters, digits or hyphens, starting "
-            "with a letter and not ending with a hyphen. It cannot be changed later."
-        ),
-        widget=forms.TextInput(attrs={**TEXT_INPUT_ATTRS, "placeholder": "e.g. web-prod"}),
+        afterwards="It cannot be changed later.",
+        example="web-prod",
     )
     version = VersionChoiceField(
         queryset=KubernetesVersion.objects.none(),
@@ -143,12 +107,7 @@ class ClusterForm(PreviewedForm):
         label="Workers",
         help_text=f"Virtual machines that run your workloads ({MIN_WORKERS}–{MAX_WORKERS}).",
     )
-    instance_type = InstanceTypeChoiceField(
-        queryset=InstanceType.objects.none(),
-        empty_label=None,
-        label="Worker size",
-        widget=forms.RadioSelect,
-    )
+    instance_type = catalog_cards(InstanceTypeChoiceField, label="Worker size")
     worker_disk_gib = forms.IntegerField(
         min_value=MIN_WORKER_DISK_GIB,
         max_value=MAX_WORKER_DISK_GIB,
@@ -167,50 +126,18 @@ class ClusterForm(PreviewedForm):
         help_text="The cluster cannot be deleted until someone turns this off.",
     )
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        defaults = cluster_form_defaults()
-        kwargs.setdefault(
-            "initial",
-            {
-                "version": defaults.version,
-                "instance_type": defaults.instance_type,
-                "control_plane_replicas": defaults.control_plane_replicas,
-                "worker_count": defaults.worker_count,
-                "worker_disk_gib": defaults.worker_disk_gib,
-            },
-        )
-        super().__init__(*args, **kwargs)
-        # Querysets are set per form: the catalog changes while the portal runs.
-        self.fields["version"].queryset = offered_versions()  # type: ignore[attr-defined]
-        self.fields["instance_type"].queryset = offered_instance_types()  # type: ignore[attr-defined]
-        self.fields["addons"].queryset = offered_addons()  # type: ignore[attr-defined]
+    def catalog_defaults(self) -> dict[str, Any]:
+        return dataclass_values(cluster_form_defaults())
 
-    def spec(self) -> ClusterSpec:
-        """The request, from a valid form (raises the catalog's ValidationError, if any)."""
-        data = self.cleaned_data
-        return cluster_spec_with_defaults(
-            name=data["name"],
-            version=data["version"],
-            instance_type=data["instance_type"],
-            control_plane_replicas=data["control_plane_replicas"],
-            worker_count=data["worker_count"],
-            worker_disk_gib=data["worker_disk_gib"],
-            deletion_protection=data["deletion_protection"],
-            addons=list(data["addons"]),
-        )
+    def catalog_choices(self) -> dict[str, QuerySet[Any]]:
+        return {
+            "version": offered_versions(),
+            "instance_type": offered_instance_types(),
+            "addons": offered_addons(),
+        }
 
-    def preview_spec(self) -> ClusterSpec | None:
-        """What to preview, once the inputs that cost quota are well formed (the name may not
-        be typed yet); None while one of them is not."""
-        inputs = {name: self.submitted(name) for name in QUOTA_INPUTS}
-        if None in inputs.values():
-            return None
-        try:
-            return cluster_spec_with_defaults(
-                name="", control_plane_replicas=self.submitted("control_plane_replicas"), **inputs
-            )
-        except ValidationError:  # the catalog offers no default version
-            return None
+    def spec_with_defaults(self, **values: Any) -> ClusterSpec:
+        return cluster_spec_with_defaults(**values)
 
 
 class ScaleForm(forms.Form):
@@ -241,28 +168,10 @@ class UpgradeForm(forms.Form):
         )
 
 
-class TypedNameForm(forms.Form):
-    """A deletion confirmed by typing the name of what goes (a cluster, a VM). The typed
-    name goes to the delete service as ``confirm_name``, which checks it."""
-
-    confirm_name = forms.CharField(max_length=100, widget=forms.TextInput(attrs=TEXT_INPUT_ATTRS))
-
-    def __init__(self, *args: Any, name: str, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.fields["confirm_name"].label = f"Type “{name}” to confirm"
-
-
-class ClusterFilterForm(forms.Form):
+class ClusterFilterForm(ObjectFilterForm):
     """Search and phase filter of the cluster list (GET parameters)."""
 
-    q = forms.CharField(
-        required=False,
-        max_length=CLUSTER_NAME_MAX_LENGTH,
-        label="Search",
-        widget=forms.SearchInput(attrs={"placeholder": "Search by name…", "autocomplete": "off"}),
-    )
-    phase = forms.ChoiceField(
-        required=False,
-        label="Phase",
-        choices=[("", "All phases"), *Cluster.Phase.choices],
-    )
+    state_field = "phase"
+
+    q = name_search_field(CLUSTER_NAME_MAX_LENGTH)
+    phase = state_filter_field("Phase", Cluster.Phase.choices)

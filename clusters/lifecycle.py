@@ -19,17 +19,27 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from butler_portal.lifecycle import (
+    STEP_ACTIVE,
+    STEP_DONE,
+    STEP_FAILED,
+    STEP_PENDING,
+    Condition,
+    Manifest,
+    Step,
+    conditions_of,
+    is_deleting,
+    metadata_of,
+    plain,
+    status_of,
+)
 from clusters.manifests import ADDON_KEY
 
-Manifest = Mapping[str, Any]
-
-# Phase and step-state values (the same strings as Cluster.Phase and ClusterStep.State;
-# this module stays free of the models so it runs without a database).
+# Phase values (the same strings as Cluster.Phase; this module stays free of the models so
+# it runs without a database).
 PENDING, PROVISIONING, READY = "pending", "provisioning", "ready"
 SCALING, UPGRADING, HIBERNATED = "scaling", "upgrading", "hibernated"
 DEGRADED, DELETING, FAILED = "degraded", "deleting", "failed"
-
-STEP_PENDING, STEP_ACTIVE, STEP_DONE, STEP_FAILED = "pending", "active", "done", "failed"
 
 # HelmRelease Ready=False reasons that mean "it went wrong", not "still working".
 HELM_FAILURE_REASONS = frozenset(
@@ -45,16 +55,6 @@ HELM_FAILURE_REASONS = frozenset(
         "RetriesExceeded",
     }
 )
-MESSAGE_LIMIT = 300
-
-
-def plain(message: str | None) -> str:
-    """A controller message as one readable line (CAPI aggregates come as bullet lists)."""
-    for line in (message or "").splitlines():
-        text = line.strip().lstrip("*-").strip()
-        if text:
-            return text if len(text) <= MESSAGE_LIMIT else text[: MESSAGE_LIMIT - 1] + "…"
-    return ""
 
 
 def normalise_version(version: str | None) -> str:
@@ -67,45 +67,10 @@ def normalise_version(version: str | None) -> str:
 # --- Reading one object ---------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Condition:
-    status: str  # "True" | "False" | "Unknown"
-    reason: str = ""
-    message: str = ""
-
-    @property
-    def is_true(self) -> bool:
-        return self.status == "True"
-
-    @property
-    def is_false(self) -> bool:
-        return self.status == "False"
-
-
-def conditions_of(obj: Manifest) -> dict[str, Condition]:
-    return {
-        str(item.get("type")): Condition(
-            status=str(item.get("status", "Unknown")),
-            reason=str(item.get("reason") or ""),
-            message=str(item.get("message") or ""),
-        )
-        for item in (obj.get("status") or {}).get("conditions") or ()
-        if item.get("type")
-    }
-
-
-def _status(obj: Manifest) -> Mapping[str, Any]:
-    return obj.get("status") or {}
-
-
-def _metadata(obj: Manifest) -> Mapping[str, Any]:
-    return obj.get("metadata") or {}
-
-
 def _is_current(obj: Manifest) -> bool:
     """Whether status describes the latest spec (observedGeneration caught up)."""
-    generation = _metadata(obj).get("generation")
-    observed = _status(obj).get("observedGeneration")
+    generation = metadata_of(obj).get("generation")
+    observed = status_of(obj).get("observedGeneration")
     return generation is None or observed is None or observed >= generation
 
 
@@ -129,7 +94,7 @@ class ClusterFacts:
 
 
 def read_cluster(obj: Manifest) -> ClusterFacts:
-    status, conditions = _status(obj), conditions_of(obj)
+    status, conditions = status_of(obj), conditions_of(obj)
     available = conditions.get("Available")
     deleting = conditions.get("Deleting")
     initialized = conditions.get("ControlPlaneInitialized")
@@ -145,7 +110,7 @@ def read_cluster(obj: Manifest) -> ClusterFacts:
             (status.get("initialization") or {}).get("controlPlaneInitialized")
             or (initialized and initialized.is_true)
         ),
-        deleting=bool(_metadata(obj).get("deletionTimestamp")) or phase == "Deleting",
+        deleting=is_deleting(obj) or phase == "Deleting",
         deleting_message=plain(deleting.message) if deleting and deleting.is_true else "",
         endpoint=_endpoint(spec_endpoint.get("host"), spec_endpoint.get("port")),
     )
@@ -167,7 +132,7 @@ class ControlPlaneFacts:
 
 
 def read_control_plane(obj: Manifest) -> ControlPlaneFacts:
-    spec, status = obj.get("spec") or {}, _status(obj)
+    spec, status = obj.get("spec") or {}, status_of(obj)
     endpoint = spec.get("controlPlaneEndpoint") or {}
     return ControlPlaneFacts(
         spec_version=normalise_version(spec.get("version")),
@@ -194,7 +159,7 @@ class TenantControlPlaneFacts:
 
 
 def read_tenant_control_plane(obj: Manifest) -> TenantControlPlaneFacts:
-    status = _status(obj)
+    status = status_of(obj)
     resources = status.get("kubernetesResources") or {}
     version = resources.get("version") or {}
     deployment = resources.get("deployment") or {}
@@ -225,7 +190,7 @@ class MachineDeploymentFacts:
 
 
 def read_machine_deployment(obj: Manifest) -> MachineDeploymentFacts:
-    spec, status, conditions = obj.get("spec") or {}, _status(obj), conditions_of(obj)
+    spec, status, conditions = obj.get("spec") or {}, status_of(obj), conditions_of(obj)
     template_spec = (spec.get("template") or {}).get("spec") or {}
     scaling = conditions.get("ScalingUp") or conditions.get("ScalingDown")
     rolling = conditions.get("RollingOut")
@@ -262,7 +227,7 @@ MACHINE_WAIT_CONDITIONS = ("BootstrapConfigReady", "InfrastructureReady", "NodeH
 
 
 def read_machine(obj: Manifest) -> MachineFacts:
-    status, conditions, metadata = _status(obj), conditions_of(obj), _metadata(obj)
+    status, conditions, metadata = status_of(obj), conditions_of(obj), metadata_of(obj)
     legacy = (status.get("deprecated") or {}).get("v1beta1") or {}
     waiting = next(
         (
@@ -281,7 +246,7 @@ def read_machine(obj: Manifest) -> MachineFacts:
         ready=bool(ready and ready.is_true),
         waiting_message=waiting,
         failure=plain(legacy.get("failureMessage") or legacy.get("failureReason")),
-        deleting=bool(metadata.get("deletionTimestamp")) or status.get("phase") == "Deleting",
+        deleting=is_deleting(obj) or status.get("phase") == "Deleting",
     )
 
 
@@ -298,7 +263,7 @@ class HelmReleaseFacts:
 def read_helm_release(obj: Manifest) -> HelmReleaseFacts:
     conditions = conditions_of(obj)
     ready, stalled = conditions.get("Ready"), conditions.get("Stalled")
-    addon = str((_metadata(obj).get("labels") or {}).get(ADDON_KEY) or "")
+    addon = str((metadata_of(obj).get("labels") or {}).get(ADDON_KEY) or "")
     # Ready is only trustworthy for the current generation (a changed spec is being worked on).
     current = _is_current(obj)
     failed = bool(stalled and stalled.is_true) or bool(
@@ -395,15 +360,6 @@ class Facts:
         if self.workers is not None:
             return self.workers.ready_replicas
         return sum(1 for machine in self.machines if machine.ready)
-
-
-@dataclass(frozen=True)
-class Step:
-    key: str
-    label: str
-    position: int
-    state: str = STEP_PENDING
-    message: str = ""
 
 
 @dataclass(frozen=True)

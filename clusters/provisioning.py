@@ -9,6 +9,7 @@ gives its quota back (a retry reserves it again).
 from __future__ import annotations
 
 import logging
+from functools import partial
 from typing import Any
 
 import yaml
@@ -17,10 +18,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from butler_portal.kube import kube_client
-from butler_portal.kube.errors import Invalid, KubeError, NotFound, Transient
+from butler_portal.kube.errors import KubeError, NotFound, Transient
 from butler_portal.labels import CLUSTER_KEY, TENANT_KEY
 from butler_portal.realtime import publish_tenant_event
-from butler_portal.tasks import NamespaceNotReady
 from clusters.manifests import (
     PORTAL_KINDS,
     AddonPlan,
@@ -32,8 +32,7 @@ from clusters.manifests import (
 from clusters.models import Cluster, ClusterAddon, KubernetesVersion
 from clusters.status import CLUSTER_EVENT, cluster_refresh
 from tenants.audit import Actor, audit_record
-from tenants.models import TenantNetwork
-from tenants.network import namespace_for
+from tenants.owned import apply_client, namespace_of, refusal_reason
 from tenants.services import quota_release
 
 logger = logging.getLogger(__name__)
@@ -59,8 +58,7 @@ def addon_plan(addon: ClusterAddon) -> AddonPlan:
 
 
 def cluster_plan(cluster: Cluster) -> ClusterPlan:
-    network = TenantNetwork.objects.filter(tenant_id=cluster.tenant_id).first()
-    namespace = network.namespace if network else namespace_for(cluster.tenant.slug)
+    namespace = namespace_of(cluster)
     return ClusterPlan(
         tenant_slug=cluster.tenant.slug,
         namespace=namespace,
@@ -118,29 +116,17 @@ def cluster_provision(*, cluster_id: int) -> None:
     cluster = _load(cluster_id)
     if cluster is None or cluster.deletion_requested_at or cluster.apply_error:
         return
-    client = kube_client()
+    client = apply_client(cluster, note=partial(_note, cluster_id))
     if client is None:
-        _note(cluster_id, "No Kubernetes cluster is configured: nothing was applied.")
         return
-    network = TenantNetwork.objects.filter(tenant_id=cluster.tenant_id).first()
-    if network is not None and network.applied_at is None:
-        _note(cluster_id, "Waiting for the tenant's namespace and network.")
-        raise NamespaceNotReady(cluster_id)
     manifest: dict[str, Any] = {}
     try:
         for manifest in cluster_manifests(cluster_plan(cluster)):
             client.apply(manifest)
     except Transient:
         raise
-    except Invalid as error:
-        cluster_fail(
-            cluster_id=cluster_id, reason=f"Kubernetes rejected {_named(manifest)}: {error.summary}"
-        )
-        return
     except KubeError as error:
-        cluster_fail(
-            cluster_id=cluster_id, reason=f"Kubernetes refused {_named(manifest)}: {error.message}"
-        )
+        cluster_fail(cluster_id=cluster_id, reason=refusal_reason(manifest, error))
         return
     with transaction.atomic():
         locked = _locked(cluster_id)
@@ -149,10 +135,6 @@ def cluster_provision(*, cluster_id: int) -> None:
         locked.applied_at = timezone.now()
         locked.save(update_fields=["applied_at", "updated_at"])
         cluster_refresh(locked)
-
-
-def _named(manifest: dict[str, Any]) -> str:
-    return f"{manifest.get('kind', 'an object')} {manifest.get('metadata', {}).get('name', '')}".strip()
 
 
 @transaction.atomic

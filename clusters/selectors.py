@@ -2,8 +2,8 @@
 
 The UI builds its cluster pages on these: the list (``clusters_for``), the create form
 (``cluster_form_defaults``, ``offered_*``, ``cluster_quota_preview``), the detail page
-(``cluster_timeline``, ``cluster_activity``, ``cluster_allowed_actions``,
-``upgrade_targets``).
+(``cluster_timeline``, ``cluster_allowed_actions``, ``upgrade_targets``; its action log is
+``tenants.selectors.object_activity``).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from clusters.models import (
 )
 from clusters.spec import QUOTA_FIELDS, ClusterSpec, spec_quota_amounts
 from tenants.access import Action
-from tenants.models import AuditEvent, QuotaClaim, Tenant
+from tenants.models import QuotaClaim, Tenant
 from tenants.selectors import QuotaPreview, quota_preview
 
 if TYPE_CHECKING:
@@ -151,13 +151,6 @@ def clusters_for(
 
 def cluster_timeline(cluster: Cluster) -> list[ClusterStep]:
     return list(cluster.steps.order_by("position", "id"))
-
-
-def cluster_activity(cluster: Cluster) -> QuerySet[AuditEvent]:
-    """The cluster's action log: every audited change to it, newest first."""
-    return AuditEvent.objects.filter(
-        tenant_id=cluster.tenant_id, object_type="cluster", object_id=str(cluster.pk)
-    ).select_related("token")
 
 
 # What each day-2 action needs of a cluster's state, and what to say when it is refused.

@@ -18,7 +18,6 @@ from django.apps import apps
 from django.conf import settings
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import IntegrityError, models, transaction
-from django.forms.models import model_to_dict
 from django.utils import timezone
 
 from clusters.manifests import names_collide
@@ -39,7 +38,7 @@ from clusters.spec import (
 )
 from clusters.status import cluster_refresh
 from clusters.tasks import delete_after_commit, provision_after_commit
-from tenants.audit import Actor, audit_record, diff
+from tenants.audit import Actor, audit_record, audited_save
 from tenants.models import Tenant
 from tenants.services import (
     ensure_tenant_active,
@@ -340,26 +339,6 @@ def cluster_delete(*, actor: Actor, cluster: Cluster, confirm_name: str) -> bool
 
 # --- Catalog --------------------------------------------------------------------------------
 
-CatalogModel = KubernetesVersion | InstanceType | ClusterAddon
-
-
-def _catalog_save(actor: Actor, instance: CatalogModel, *, fields: list[str]) -> dict[str, Any]:
-    """Validate and save a catalog row; audit what changed. Returns the changes."""
-    model = type(instance)
-    before = model_to_dict(model.objects.get(pk=instance.pk), fields=fields) if instance.pk else {}
-    instance.full_clean()
-    instance.save()
-    changes = diff(before, model_to_dict(instance, fields=fields))
-    if changes:
-        audit_record(
-            actor=actor,
-            action="update" if before else "create",
-            tenant=None,
-            target=instance,
-            changes={key: value if before else value[1] for key, value in changes.items()},
-        )
-    return changes
-
 
 def kubernetes_version_check(version: KubernetesVersion) -> None:
     """Refuse changes the catalog must not take (the admin's form calls this too)."""
@@ -393,8 +372,8 @@ def kubernetes_version_save(*, actor: Actor, version: KubernetesVersion) -> Kube
         ).exclude(pk=version.pk)
         for previous in previous_defaults:
             previous.status = KubernetesVersion.Status.SUPPORTED
-            _catalog_save(actor, previous, fields=["status"])
-    _catalog_save(actor, version, fields=["version", "status", "node_image"])
+            audited_save(actor=actor, row=previous, fields=["status"])
+    audited_save(actor=actor, row=version, fields=["version", "status", "node_image"])
     return version
 
 
@@ -415,8 +394,10 @@ def instance_type_check(instance_type: InstanceType) -> None:
 @transaction.atomic
 def instance_type_save(*, actor: Actor, instance_type: InstanceType) -> InstanceType:
     instance_type_check(instance_type)
-    _catalog_save(
-        actor, instance_type, fields=["name", "vcpu", "memory_mib", "description", "active"]
+    audited_save(
+        actor=actor,
+        row=instance_type,
+        fields=["name", "vcpu", "memory_mib", "description", "active"],
     )
     return instance_type
 
@@ -443,9 +424,9 @@ def cluster_addon_check(addon: ClusterAddon) -> None:
 def cluster_addon_save(*, actor: Actor, addon: ClusterAddon) -> ClusterAddon:
     """Create or change an add-on. Clusters pick up a change at their next apply."""
     cluster_addon_check(addon)
-    _catalog_save(
-        actor,
-        addon,
+    audited_save(
+        actor=actor,
+        row=addon,
         fields=[
             "name",
             "description",

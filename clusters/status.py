@@ -14,17 +14,16 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from butler_portal.kube.adapter import Manifest
 from butler_portal.kube.informer import Handler, WatchedKind
 from butler_portal.labels import CLUSTER_KEY, MANAGED_SELECTOR
+from butler_portal.lifecycle import Step
 from butler_portal.realtime import publish_tenant_event
 from butler_portal.watcher.drift import DriftCheck
-from clusters.lifecycle import READY, Desired, Picture, Step, derive, normalise_version
+from clusters.lifecycle import READY, Desired, Picture, derive, normalise_version
 from clusters.manifests import (
     CAPI_CLUSTER_NAME_KEY,
     CLUSTER_API,
@@ -34,8 +33,7 @@ from clusters.manifests import (
 )
 from clusters.models import Cluster, ClusterObservation, ClusterStep
 from tenants.audit import Actor, audit_record
-from tenants.models import TenantNetwork
-from tenants.network import namespace_for
+from tenants.owned import namespace_of, owned_in_namespace
 
 CLUSTER_EVENT = "cluster.changed"
 
@@ -58,13 +56,9 @@ def desired_of(cluster: Cluster) -> Desired:
         deleting=cluster.deletion_requested_at is not None,
         apply_error=cluster.apply_error,
         ever_ready=cluster.ready_at is not None,
-        address_pool=_namespace_of(cluster),
+        # The tenant's MetalLB IPAddressPool is named like its namespace (tenants.manifests).
+        address_pool=namespace_of(cluster),
     )
-
-
-def _namespace_of(cluster: Cluster) -> str:
-    network = TenantNetwork.objects.filter(tenant_id=cluster.tenant_id).only("namespace").first()
-    return network.namespace if network else namespace_for(cluster.tenant.slug)
 
 
 def cluster_refresh(cluster: Cluster) -> Picture:
@@ -229,17 +223,12 @@ def _locked_cluster(kind: str, obj: Manifest) -> Cluster | None:
     name = _cluster_name(kind, obj)
     if not namespace or not name:
         return None
-    in_namespace = Q(tenant__network__namespace=namespace)
-    prefix = settings.TENANT_NAMESPACE_PREFIX
-    if namespace.startswith(prefix):
-        # Tenants onboarded before networks existed have no TenantNetwork row.
-        in_namespace |= Q(tenant__network__isnull=True, tenant__slug=namespace.removeprefix(prefix))
     # Lock the cluster row only: one informer thread per kind may report on the same
     # cluster at once, and each must derive from what the others stored.
     return (
         Cluster.objects.select_for_update(of=("self",))
         .select_related("tenant", "version", "worker_version")
-        .filter(in_namespace, name=name)
+        .filter(owned_in_namespace(namespace), name=name)
         .first()
     )
 

@@ -7,10 +7,12 @@ address the request came from, so the audit trail names the real actor whichever
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from django.db import models
+from django.forms.models import model_to_dict
 
 from tenants.models import ApiToken, AuditEvent, Tenant, User
 
@@ -74,3 +76,25 @@ def diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
     return {
         key: [before.get(key), value] for key, value in after.items() if before.get(key) != value
     }
+
+
+def audited_save(*, actor: Actor, row: models.Model, fields: Sequence[str]) -> None:
+    """Validate and save a platform row (a catalog entry: no tenant); audit what changed.
+
+    A new row is audited as "create" with its values, a changed one as "update" with
+    [old, new] of each changed field among ``fields``; saving with no change audits nothing.
+    Call it inside the service's transaction.
+    """
+    stored = type(row)._default_manager.filter(pk=row.pk).first() if row.pk else None
+    before = model_to_dict(stored, fields=fields) if stored else {}
+    row.full_clean()
+    row.save()
+    changes = diff(before, model_to_dict(row, fields=fields))
+    if changes:
+        audit_record(
+            actor=actor,
+            action="update" if before else "create",
+            tenant=None,
+            target=row,
+            changes={key: value if before else value[1] for key, value in changes.items()},
+        )

@@ -1,4 +1,5 @@
-"""Reads that more than one view needs: quota usage, a user's tenants, network usage."""
+"""Reads that more than one view needs: quota usage, a user's tenants, network usage, and
+the action log of a tenant-owned object (a cluster's, a VM's)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from django.db.models import Sum
 from tenants.addressing import Span, gateway_of
 from tenants.models import (
     QUOTA_UNITS,
+    AuditEvent,
     LoadBalancerBlock,
     LoadBalancerRange,
     Quota,
@@ -24,6 +26,10 @@ from tenants.models import (
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
+
+    from django.db.models import QuerySet
+
+    from tenants.owned import TenantOwnedRow
 
 
 def format_amount(resource: str, amount: int) -> str:
@@ -488,3 +494,10 @@ def quota_preview(
             for resource, amount in amounts.items()
         ]
     )
+
+
+def object_activity(obj: TenantOwnedRow) -> QuerySet[AuditEvent]:
+    """The object's action log: every audited change to it, newest first."""
+    return AuditEvent.objects.filter(
+        tenant_id=obj.tenant_id, object_type=obj._meta.model_name, object_id=str(obj.pk)
+    ).select_related("token")

@@ -35,6 +35,12 @@ failure shows exactly which persona got what:
 
 Each persona's write runs in a savepoint that is rolled back, so all start from the same data.
 Override the ``make_*`` / ``*_payload`` / ``took_effect`` hooks where a resource differs.
+
+Two families of resources share more than that, and have a base of their own:
+``TenantResourceEndpointTests`` (clusters, VMs: the tenant's members and admins create and
+delete them, the name typed to confirm) and ``CatalogEndpointTests`` (everyone signed in
+reads a catalog, operators write it). Their custom actions are checked persona by persona
+with ``write_outcomes`` against ``TENANT_WRITE_OUTCOMES``.
 """
 
 from __future__ import annotations
@@ -57,6 +63,19 @@ from tests.conftest import api_client_for
 PERSONAS = ("alice", "bob", "carol", "gina", "oscar", "audrey", "nobody")
 #: Who can see the acme tenant itself (members of acme and the platform roles).
 ACME_TENANT_VIEWERS = frozenset({"alice", "bob", "carol", "oscar", "audrey"})
+#: Who may create, change and delete acme's clusters and VMs (its admin, its member, operators).
+ACME_RESOURCE_WRITERS = frozenset({"alice", "bob", "oscar"})
+#: What a write on one of acme's resources gives each persona: (status, audited). Viewers and
+#: auditors see it but may not act (403); outsiders do not see it at all (404).
+TENANT_WRITE_OUTCOMES = {
+    "alice": (200, True),
+    "bob": (200, True),
+    "carol": (403, False),
+    "gina": (404, False),
+    "oscar": (200, True),
+    "audrey": (403, False),
+    "nobody": (404, False),
+}
 
 Operation = Literal["create", "update", "delete"]
 SUCCESS_STATUS: dict[Operation, int] = {"create": 201, "update": 200, "delete": 204}
@@ -311,3 +330,61 @@ class APIEndpointTests:
         with django_assert_max_num_queries(len(few_rows)):
             many = client.get(self.list_url())
         assert many.data["count"] == few.data["count"] + 12
+
+
+class TenantResourceEndpointTests(APIEndpointTests):
+    """Clusters and VMs: acme's people and the platform roles see them, its admin and member
+    (and operators) create and delete them; a deletion carries the name typed to confirm."""
+
+    viewers = ACME_TENANT_VIEWERS
+    creators = deleters = ACME_RESOURCE_WRITERS
+
+    def perform(self, client: APIClient, operation: Operation) -> Any:
+        if operation == "delete":
+            name = self.acme_object.serializable_value("name")
+            url = self.detail_url(self.acme_object)
+            return client.delete(url, {"confirm_name": name}, format="json")
+        return super().perform(client, operation)
+
+
+class CatalogEndpointTests(APIEndpointTests):
+    """Everyone signed in reads the catalog; only operators add to it or change it."""
+
+    viewers = globex_viewers = frozenset(PERSONAS)
+    creators = updaters = frozenset({"oscar"})
+
+    def create_denied_status(self, persona: str) -> int:
+        return 403
+
+
+def write_outcomes(
+    personas: dict[str, User], url: str, payload: dict[str, Any]
+) -> dict[str, tuple[int, bool]]:
+    """POST ``payload`` to ``url`` as each persona (each rolled back): (status, audited)."""
+    outcomes = {}
+    for name, user in personas.items():
+        with rolled_back():
+            before = AuditEvent.objects.count()
+            response = api_client_for(user).post(url, payload, format="json")
+            outcomes[name] = (response.status_code, AuditEvent.objects.count() > before)
+    return outcomes
+
+
+def listed_names(user: User, url: str, **filters: str) -> list[str]:
+    """The names in a list endpoint's answer to ``user``, filtered by query parameters."""
+    response = api_client_for(user).get(url, filters)
+    return sorted(row["name"] for row in response.data["results"])
+
+
+def check_deleting_needs_the_typed_name(user: User, url: str, name: str) -> None:
+    """A wrong name in the body, or none at all, is a 400 on ``confirm_name``; the right name
+    in the query string deletes (204)."""
+    client = api_client_for(user)
+
+    wrong = client.delete(url, {"confirm_name": "nope"}, format="json")
+    missing = client.delete(url)
+    by_query = client.delete(f"{url}?confirm_name={name}")
+
+    assert (wrong.status_code, missing.status_code) == (400, 400)
+    assert set(wrong.data) == set(missing.data) == {"confirm_name"}
+    assert by_query.status_code == 204

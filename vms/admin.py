@@ -9,10 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
-from django.http import HttpRequest
 
-from clusters.admin import CatalogAdmin, catalog_form
-from tenants.access import is_operator
+from tenants.admin_base import CatalogAdmin, TenantOwnedAdmin, catalog_form
 from tenants.audit import Actor
 from vms.models import StorageClass, VirtualMachine, VMImage
 from vms.services import storage_class_check, storage_class_save, vm_image_check, vm_image_save
@@ -38,25 +36,7 @@ class StorageClassAdmin(CatalogAdmin):
 
 
 @admin.register(VirtualMachine)
-class VirtualMachineAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
-    """Read-only: changes go through the portal, where they are checked and audited."""
-
+class VirtualMachineAdmin(TenantOwnedAdmin):
     list_display = ["name", "tenant", "state", "image", "instance_type", "disk_gib", "created_at"]
     list_filter = ["state", "tenant"]
-    search_fields = ["name", "tenant__slug"]
     exclude = ["user_data_encrypted"]
-
-    def has_module_permission(self, request: HttpRequest) -> bool:
-        return is_operator(request.user)
-
-    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return is_operator(request.user)
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False

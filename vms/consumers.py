@@ -60,12 +60,12 @@ from butler_portal.realtime import (
 from tenants.access import Action, user_can
 from tenants.audit import Actor
 from tenants.models import User
+from tenants.owned import namespace_of
 from tenants.scoping import DENIED_MESSAGES
 from vms.lifecycle import action_refusal
 from vms.models import VirtualMachine
 from vms.selectors import vms_for
 from vms.services import vm_console_closed, vm_console_opened
-from vms.status import vm_namespace
 
 logger = logging.getLogger(__name__)
 
@@ -113,7 +113,7 @@ def console_target(user: User, slug: str, vm_id: int) -> ConsoleTarget | Refusal
     client = kube_client()
     if client is None:
         return Refusal(CLOSE_UPSTREAM, "No Kubernetes cluster is configured.")
-    return ConsoleTarget(vm=vm, namespace=vm_namespace(vm), client=client)
+    return ConsoleTarget(vm=vm, namespace=namespace_of(vm), client=client)
 
 
 def upstream_refusal(error: KubeError) -> str:

@@ -12,15 +12,20 @@ from typing import TYPE_CHECKING, Any
 from django import forms
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.db.models import QuerySet
 
-from clusters.forms import (
-    CLUSTER_NAME_VALIDATOR,
-    TEXT_INPUT_ATTRS,
-    InstanceTypeChoiceField,
-    PreviewedForm,
-)
-from clusters.models import InstanceType
+from clusters.forms import InstanceTypeChoiceField
 from clusters.selectors import offered_instance_types
+from tenants.forms import (
+    TEXT_INPUT_ATTRS,
+    ObjectFilterForm,
+    PreviewedForm,
+    catalog_cards,
+    dataclass_values,
+    name_search_field,
+    object_name_field,
+    state_filter_field,
+)
 from vms.models import (
     MAX_DISK_GIB,
     MIN_DISK_GIB,
@@ -53,8 +58,6 @@ else:
     ImageFieldBase = StorageClassFieldBase = forms.ModelChoiceField
     SSHKeysFieldBase = forms.ModelMultipleChoiceField
 
-#: The fields a quota preview needs; the others (name, image, keys...) cost nothing.
-QUOTA_INPUTS = ("instance_type", "disk_gib")
 #: A bulk request names at most this many VMs (a page of the list holds fewer).
 MAX_BULK_VMS = 100
 
@@ -79,30 +82,17 @@ class SSHKeysChoiceField(SSHKeysFieldBase):
 # --- Creating -------------------------------------------------------------------------------
 
 
-class VMForm(PreviewedForm):
-    quota_inputs = QUOTA_INPUTS
+class VMForm(PreviewedForm[VMSpec]):
+    # The name, image, keys and user data cost nothing.
+    quota_inputs = ("instance_type", "disk_gib")
 
-    name = forms.CharField(
+    name = object_name_field(
         max_length=VM_NAME_MAX_LENGTH,
-        validators=[CLUSTER_NAME_VALIDATOR],
-        help_text=(
-            f"Up to {VM_NAME_MAX_LENGTH} lowercase letters, digits or hyphens, starting with a "
-            "letter and not ending with a hyphen. It becomes the guest's hostname."
-        ),
-        widget=forms.TextInput(attrs={**TEXT_INPUT_ATTRS, "placeholder": "e.g. build-runner"}),
+        afterwards="It becomes the guest's hostname.",
+        example="build-runner",
     )
-    image = ImageChoiceField(
-        queryset=VMImage.objects.none(),
-        empty_label=None,
-        label="Image",
-        widget=forms.RadioSelect,
-    )
-    instance_type = InstanceTypeChoiceField(
-        queryset=InstanceType.objects.none(),
-        empty_label=None,
-        label="Size",
-        widget=forms.RadioSelect,
-    )
+    image = catalog_cards(ImageChoiceField, label="Image")
+    instance_type = catalog_cards(InstanceTypeChoiceField, label="Size")
     disk_gib = forms.IntegerField(
         min_value=MIN_DISK_GIB,
         max_value=MAX_DISK_GIB,
@@ -146,68 +136,37 @@ class VMForm(PreviewedForm):
     )
 
     def __init__(self, *args: Any, user: User | AnonymousUser, **kwargs: Any) -> None:
-        defaults = vm_form_defaults()
-        kwargs.setdefault(
-            "initial",
-            {
-                "image": defaults.image,
-                "instance_type": defaults.instance_type,
-                "storage_class": defaults.storage_class,
-                "disk_gib": defaults.disk_gib,
-                "start": True,
-            },
-        )
+        self.user = user
         super().__init__(*args, **kwargs)
-        # Querysets are set per form: the catalog (and the user's keys) change while it runs.
-        self.fields["image"].queryset = offered_images()  # type: ignore[attr-defined]
-        self.fields["instance_type"].queryset = offered_instance_types()  # type: ignore[attr-defined]
-        classes = storage_classes()
-        self.fields["storage_class"].queryset = classes  # type: ignore[attr-defined]
         self.fields["storage_class"].help_text = " ".join(
-            f"{choice.name}: {choice.description}" for choice in classes if choice.description
-        )
-        # Only one's own keys are choices: anyone else's is "not one of the available choices".
-        self.fields["ssh_keys"].queryset = ssh_keys_of(user)  # type: ignore[attr-defined]
-
-    def spec(self) -> VMSpec:
-        """The request, from a valid form (raises the catalog's ValidationError, if any)."""
-        data = self.cleaned_data
-        return vm_spec_with_defaults(
-            name=data["name"],
-            image=data["image"],
-            instance_type=data["instance_type"],
-            storage_class=data["storage_class"],
-            disk_gib=data["disk_gib"],
-            ssh_keys=list(data["ssh_keys"]),
-            user_data=data["user_data"],
-            start=data["start"],
+            f"{choice.name}: {choice.description}"
+            for choice in self.fields["storage_class"].queryset  # type: ignore[attr-defined]
+            if choice.description
         )
 
-    def preview_spec(self) -> VMSpec | None:
-        """What to preview, once the inputs that cost quota are well formed; None until then."""
-        inputs = {name: self.submitted(name) for name in QUOTA_INPUTS}
-        if None in inputs.values():
-            return None
-        try:
-            return vm_spec_with_defaults(name="", **inputs)
-        except ValidationError:  # an empty catalog: nothing to preview
-            return None
+    def catalog_defaults(self) -> dict[str, Any]:
+        return {**dataclass_values(vm_form_defaults()), "start": True}
+
+    def catalog_choices(self) -> dict[str, QuerySet[Any]]:
+        return {
+            "image": offered_images(),
+            "instance_type": offered_instance_types(),
+            "storage_class": storage_classes(),
+            # Only one's own keys: anyone else's is "not one of the available choices".
+            "ssh_keys": ssh_keys_of(self.user),
+        }
+
+    def spec_with_defaults(self, **values: Any) -> VMSpec:
+        return vm_spec_with_defaults(**values)
 
 
-class VMFilterForm(forms.Form):
+class VMFilterForm(ObjectFilterForm):
     """Search and state filter of the VM list (GET parameters)."""
 
-    q = forms.CharField(
-        required=False,
-        max_length=VM_NAME_MAX_LENGTH,
-        label="Search",
-        widget=forms.SearchInput(attrs={"placeholder": "Search by name…", "autocomplete": "off"}),
-    )
-    state = forms.ChoiceField(
-        required=False,
-        label="State",
-        choices=[("", "All states"), *VirtualMachine.State.choices],
-    )
+    state_field = "state"
+
+    q = name_search_field(VM_NAME_MAX_LENGTH)
+    state = state_filter_field("State", VirtualMachine.State.choices)
 
 
 class IdListField(forms.Field):

@@ -12,20 +12,21 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
-from clusters.lifecycle import (
+from butler_portal.lifecycle import (
     STEP_ACTIVE,
     STEP_DONE,
     STEP_FAILED,
     STEP_PENDING,
     Condition,
+    Manifest,
     Step,
     conditions_of,
+    is_deleting,
+    metadata_of,
     plain,
+    status_of,
 )
-
-Manifest = Mapping[str, Any]
 
 # Portal states (the same strings as VirtualMachine.State; this module stays model-free).
 PENDING, PROVISIONING, STARTING, RUNNING = "pending", "provisioning", "starting", "running"
@@ -64,14 +65,6 @@ DISK_DONE, DISK_FAILED = "Succeeded", "Failed"
 # --- Reading one object ---------------------------------------------------------------------
 
 
-def _status(obj: Manifest | None) -> Mapping[str, Any]:
-    return (obj or {}).get("status") or {}
-
-
-def _is_deleting(obj: Manifest | None) -> bool:
-    return bool(((obj or {}).get("metadata") or {}).get("deletionTimestamp"))
-
-
 def _explanation(conditions: Mapping[str, Condition]) -> str:
     """The controller's own words for what is wrong: a Failure, or a blocking condition."""
     failure = conditions.get("Failure")
@@ -95,7 +88,7 @@ class VMFacts:
 
 
 def read_virtual_machine(obj: Manifest) -> VMFacts:
-    status, conditions = _status(obj), conditions_of(obj)
+    status, conditions = status_of(obj), conditions_of(obj)
     message = _explanation(conditions)
     failures = int((status.get("startFailure") or {}).get("consecutiveFailCount") or 0)
     if message and failures:
@@ -107,7 +100,7 @@ def read_virtual_machine(obj: Manifest) -> VMFacts:
         printable_status=str(status.get("printableStatus") or ""),
         ready=bool(status.get("ready")),
         message=message,
-        deleting=_is_deleting(obj),
+        deleting=is_deleting(obj),
     )
 
 
@@ -123,7 +116,7 @@ class InstanceFacts:
 
 
 def read_instance(obj: Manifest) -> InstanceFacts:
-    status = _status(obj)
+    status = status_of(obj)
     addresses: list[str] = []
     for interface in status.get("interfaces") or ():
         # ipAddresses lists IPv4 and IPv6; older reports only have the primary ipAddress.
@@ -133,8 +126,8 @@ def read_instance(obj: Manifest) -> InstanceFacts:
         phase=str(status.get("phase") or ""),
         node_name=str(status.get("nodeName") or ""),
         ip_addresses=tuple(dict.fromkeys(addresses)),
-        created=str(((obj.get("metadata") or {}).get("creationTimestamp")) or ""),
-        deleting=_is_deleting(obj),
+        created=str(metadata_of(obj).get("creationTimestamp") or ""),
+        deleting=is_deleting(obj),
     )
 
 
@@ -148,7 +141,7 @@ class DiskFacts:
 
 
 def read_data_volume(obj: Manifest) -> DiskFacts:
-    status, conditions = _status(obj), conditions_of(obj)
+    status, conditions = status_of(obj), conditions_of(obj)
     progress = str(status.get("progress") or "")
     phase = str(status.get("phase") or "")
     message = ""
@@ -171,9 +164,9 @@ class ServiceFacts:
 
 
 def read_service(obj: Manifest) -> ServiceFacts:
-    ingress = (_status(obj).get("loadBalancer") or {}).get("ingress") or ()
+    ingress = (status_of(obj).get("loadBalancer") or {}).get("ingress") or ()
     addresses = [str(entry["ip"]) for entry in ingress if entry.get("ip")]
-    annotations = ((obj.get("metadata") or {}).get("annotations")) or {}
+    annotations = metadata_of(obj).get("annotations") or {}
     return ServiceFacts(
         public_ip=addresses[0] if addresses else "",
         pool=str(annotations.get("metallb.io/ip-allocated-from-pool") or ""),

@@ -10,6 +10,7 @@ the quota (the VM is still there). The same goes for its Service and public addr
 from __future__ import annotations
 
 import logging
+from functools import partial
 from typing import Any
 
 from django.db import transaction
@@ -18,11 +19,11 @@ from django.utils.dateparse import parse_datetime
 
 from butler_portal.kube import kube_client
 from butler_portal.kube.adapter import KubeClient
-from butler_portal.kube.errors import Invalid, KubeError, NotFound, Transient
+from butler_portal.kube.errors import KubeError, NotFound, Transient
 from butler_portal.realtime import publish_tenant_event
 from butler_portal.tasks import NamespaceNotReady, TeardownPending
 from tenants.audit import Actor, audit_record
-from tenants.models import TenantNetwork
+from tenants.owned import apply_client, namespace_of, object_name, refusal_reason
 from tenants.services import quota_release
 from vms.cloudinit import parse_user_data, render_user_data
 from vms.crypto import UndecryptableUserData, decrypt
@@ -38,7 +39,7 @@ from vms.manifests import (
 )
 from vms.models import VirtualMachine, VMService
 from vms.selectors import vm_service_of
-from vms.status import VM_EVENT, vm_namespace, vm_refresh
+from vms.status import VM_EVENT, vm_refresh
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ class ServiceRemovalPending(Exception):
 
 
 def vm_plan(vm: VirtualMachine) -> VMPlan:
-    namespace = vm_namespace(vm)
+    namespace = namespace_of(vm)
     service = vm_service_of(vm)
     wanted_ports = service is not None and service.deletion_requested_at is None
     return VMPlan(
@@ -109,16 +110,6 @@ def _note(vm: VirtualMachine, reason: str) -> None:
         publish_tenant_event(vm.tenant_id, VM_EVENT, vm.pk, state=vm.state)
 
 
-def _named(manifest: dict[str, Any]) -> str:
-    return f"{manifest['kind']} {manifest['metadata']['name']}"
-
-
-def _refusal(manifest: dict[str, Any], error: KubeError) -> str:
-    words = error.summary if isinstance(error, Invalid) else error.message
-    verb = "rejected" if isinstance(error, Invalid) else "refused"
-    return f"Kubernetes {verb} {_named(manifest)}: {words}"
-
-
 # --- Applying -------------------------------------------------------------------------------
 
 
@@ -127,14 +118,9 @@ def vm_provision(*, vm_id: int) -> None:
     vm = _load(vm_id)
     if vm is None or vm.deletion_requested_at or (vm.apply_error and vm.applied_at is None):
         return
-    client = kube_client()
+    client = apply_client(vm, note=partial(_note, vm))
     if client is None:
-        _note(vm, "No Kubernetes cluster is configured: nothing was applied.")
         return
-    network = TenantNetwork.objects.filter(tenant_id=vm.tenant_id).first()
-    if network is not None and network.applied_at is None:
-        _note(vm, "Waiting for the tenant's namespace and network.")
-        raise NamespaceNotReady(vm_id)
     try:
         plan = vm_plan(vm)
     except UndecryptableUserData as error:
@@ -148,9 +134,9 @@ def vm_provision(*, vm_id: int) -> None:
         raise
     except KubeError as error:
         if manifest.get("kind") == "Service":
-            service_fail(vm_id=vm_id, reason=_refusal(manifest, error))
+            service_fail(vm_id=vm_id, reason=refusal_reason(manifest, error))
         else:
-            vm_fail(vm_id=vm_id, reason=_refusal(manifest, error))
+            vm_fail(vm_id=vm_id, reason=refusal_reason(manifest, error))
         return
     _remove_unwanted_service(client, vm, plan)
     _applied(vm_id, with_service=bool(plan.ports))
@@ -279,7 +265,7 @@ def vm_restart_instance(*, vm_id: int) -> None:
         return
     client = kube_client()
     if client is not None:
-        namespace = vm_namespace(vm)
+        namespace = namespace_of(vm)
         try:
             instance = client.get(VMI_API, "VirtualMachineInstance", vm.name, namespace)
         except NotFound:
@@ -326,7 +312,7 @@ def vm_teardown(*, vm_id: int) -> bool:
     for manifest in root_disk_manifests(plan):
         client.delete_manifest(manifest)
     remaining = [
-        _named(manifest)
+        object_name(manifest)
         for manifest in [*owned, *root_disk_manifests(plan)]
         if _exists(client, manifest)
     ]

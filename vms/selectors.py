@@ -2,8 +2,9 @@
 
 The UI builds its VM pages on these: the list (``vms_for``), the create form
 (``vm_form_defaults``, ``offered_images``, ``offered_instance_types``, ``storage_classes``,
-``ssh_keys_of``, ``vm_quota_preview``), the detail page (``vm_timeline``, ``vm_activity``,
-``vm_allowed_actions``), and bulk actions (``power_targets``).
+``ssh_keys_of``, ``vm_quota_preview``), the detail page (``vm_timeline``,
+``vm_allowed_actions``; its action log is ``tenants.selectors.object_activity``), and bulk
+actions (``power_targets``).
 """
 
 from __future__ import annotations
@@ -16,11 +17,11 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db.models import Prefetch, QuerySet
 
-from clusters.lifecycle import Step
+from butler_portal.lifecycle import Step
 from clusters.models import InstanceType
 from clusters.selectors import offered_instance_types
 from tenants.access import Action, user_can
-from tenants.models import AuditEvent, QuotaClaim, Tenant
+from tenants.models import QuotaClaim, Tenant
 from tenants.scoping import DENIED_MESSAGES
 from tenants.selectors import QuotaPreview, quota_preview
 from vms.lifecycle import Desired, Observed, allowed_actions, timeline
@@ -184,13 +185,6 @@ def vm_service_of(vm: VirtualMachine) -> VMService | None:
         return vm.service
     except VMService.DoesNotExist:
         return None
-
-
-def vm_activity(vm: VirtualMachine) -> QuerySet[AuditEvent]:
-    """The VM's action log: every audited change to it, newest first."""
-    return AuditEvent.objects.filter(
-        tenant_id=vm.tenant_id, object_type="virtualmachine", object_id=str(vm.pk)
-    ).select_related("token")
 
 
 @dataclass(frozen=True)

@@ -18,12 +18,11 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import IntegrityError, transaction
-from django.forms.models import model_to_dict
 from django.utils import timezone
 
 from clusters.manifests import names_collide, worker_name_prefix
 from clusters.models import Cluster
-from tenants.audit import Actor, audit_record, diff
+from tenants.audit import Actor, audit_record, audited_save
 from tenants.models import Tenant
 from tenants.services import (
     ensure_tenant_active,
@@ -474,25 +473,6 @@ def ssh_key_delete(*, actor: Actor, key: SSHKey) -> None:
 
 # --- Catalog --------------------------------------------------------------------------------
 
-CatalogRow = VMImage | StorageClass
-
-
-def _catalog_save(actor: Actor, row: CatalogRow, *, fields: list[str]) -> None:
-    """Validate and save a catalog row; audit what changed."""
-    stored = type(row).objects.filter(pk=row.pk).first() if row.pk else None
-    before = model_to_dict(stored, fields=fields) if stored else {}
-    row.full_clean(validate_constraints=False)
-    row.save()
-    changes = diff(before, model_to_dict(row, fields=fields))
-    if changes:
-        audit_record(
-            actor=actor,
-            action="update" if before else "create",
-            tenant=None,
-            target=row,
-            changes={key: value if before else value[1] for key, value in changes.items()},
-        )
-
 
 def vm_image_check(image: VMImage) -> None:
     """The source must suit its kind (the admin's form calls this too)."""
@@ -513,9 +493,9 @@ def vm_image_save(*, actor: Actor, image: VMImage) -> VMImage:
     """Create or change an image. VMs made from it keep their disks; new ones get the change."""
     image.source = image.source.strip()
     vm_image_check(image)
-    _catalog_save(
-        actor,
-        image,
+    audited_save(
+        actor=actor,
+        row=image,
         fields=[
             "name",
             "display_name",
@@ -558,9 +538,11 @@ def storage_class_save(*, actor: Actor, storage_class: StorageClass) -> StorageC
         for previous in defaults:
             if previous.pk != storage_class.pk:
                 previous.is_default = False
-                _catalog_save(actor, previous, fields=["is_default"])
-    _catalog_save(
-        actor, storage_class, fields=["name", "kubernetes_name", "description", "is_default"]
+                audited_save(actor=actor, row=previous, fields=["is_default"])
+    audited_save(
+        actor=actor,
+        row=storage_class,
+        fields=["name", "kubernetes_name", "description", "is_default"],
     )
     return storage_class
 

@@ -12,20 +12,19 @@ once it commits.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from functools import partial
 from typing import Any
 
-from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from butler_portal.kube.adapter import Manifest
 from butler_portal.kube.informer import Handler, WatchedKind
-from butler_portal.labels import MANAGED_SELECTOR, TENANT_KEY, VM_KEY
+from butler_portal.labels import MANAGED_SELECTOR, VM_KEY
 from butler_portal.realtime import publish_tenant_event
 from butler_portal.watcher.drift import DriftCheck, Expectation, ObjectRef
+from tenants.owned import namespace_of, orphans_by_owner_label, owned_in_namespace
 from vms import lifecycle
 from vms.crypto import UndecryptableUserData
 from vms.lifecycle import (
@@ -101,22 +100,13 @@ def _refresh_service(vm: VirtualMachine) -> bool:
     else:
         state, message = (
             VMService.State.WAITING,
-            f"Waiting for MetalLB to assign an address of pool {vm_namespace(vm)}.",
+            f"Waiting for MetalLB to assign an address of pool {namespace_of(vm)}.",
         )
     if (service.state, service.message) == (state, message):
         return False
     service.state, service.message = state, message
     service.save(update_fields=["state", "message", "updated_at"])
     return True
-
-
-def vm_namespace(vm: VirtualMachine) -> str:
-    """The tenant namespace (also the name of its MetalLB pool)."""
-    from tenants.models import TenantNetwork
-    from tenants.network import namespace_for
-
-    network = TenantNetwork.objects.filter(tenant_id=vm.tenant_id).only("namespace").first()
-    return network.namespace if network else namespace_for(vm.tenant.slug)
 
 
 # --- Observing Kubernetes objects -------------------------------------------------------------
@@ -132,15 +122,10 @@ def _locked_vm(obj: Manifest) -> VirtualMachine | None:
     name = str((metadata.get("labels") or {}).get(VM_KEY) or "")
     if not namespace or not name:
         return None
-    in_namespace = Q(tenant__network__namespace=namespace)
-    prefix = settings.TENANT_NAMESPACE_PREFIX
-    if namespace.startswith(prefix):
-        # Tenants onboarded before networks existed have no TenantNetwork row.
-        in_namespace |= Q(tenant__network__isnull=True, tenant__slug=namespace.removeprefix(prefix))
     return (
         VirtualMachine.objects.select_for_update(of=("self",))
         .select_related("tenant", "service")
-        .filter(in_namespace, name=name)
+        .filter(owned_in_namespace(namespace), name=name)
         .first()
     )
 
@@ -282,31 +267,14 @@ def vm_expectations() -> Iterator[Expectation]:
         )
 
 
-def orphaned_vm_objects(objects: Sequence[Manifest]) -> list[tuple[Manifest, str]]:
-    """VM objects labelled with a tenant and VM the portal does not have."""
-
-    def owner(obj: Manifest) -> tuple[str, str]:
-        labels = (obj.get("metadata") or {}).get("labels") or {}
-        return str(labels.get(TENANT_KEY, "")), str(labels.get(VM_KEY, ""))
-
-    labelled = {owner(obj) for obj in objects if all(owner(obj))}
-    slugs = {slug for slug, _ in labelled}
-    known = set(
-        VirtualMachine.objects.filter(tenant__slug__in=slugs).values_list("tenant__slug", "name")
-    )
-    return [
-        (obj, f"vm {owner(obj)[0]}/{owner(obj)[1]} no longer exists")
-        for obj in objects
-        if all(owner(obj)) and owner(obj) not in known
-    ]
-
-
 def drift_checks() -> list[DriftCheck]:
     return [
         DriftCheck(
             name="vms",
             kinds=vm_kinds(),
             expected=vm_expectations,
-            orphaned=orphaned_vm_objects,
+            orphaned=partial(
+                orphans_by_owner_label, model=VirtualMachine, owner_label=VM_KEY, owner_kind="vm"
+            ),
         )
     ]

@@ -9,13 +9,8 @@ from clusters.api.views import (
     KubernetesVersionViewSet,
 )
 
-
-class ApiRouter(SimpleRouter):
-    # No ".json" suffix routes; the API root view comes with the tenants' router.
-    include_format_suffixes = False
-
-
-router = ApiRouter()
+# A SimpleRouter: no root view (the tenants' router brings the API's) and no format suffixes.
+router = SimpleRouter()
 router.register("clusters", ClusterViewSet, basename="cluster")
 router.register("kubernetes-versions", KubernetesVersionViewSet, basename="kubernetes-version")
 router.register("instance-types", InstanceTypeViewSet, basename="instance-type")

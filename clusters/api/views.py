@@ -6,20 +6,17 @@ and admins act); every write is one service call with ``actor=self.actor``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import yaml
-from django.db import models
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
-    OpenApiParameter,
     OpenApiResponse,
     extend_schema,
     extend_schema_view,
 )
-from rest_framework import mixins, status
 from rest_framework.decorators import action
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
@@ -54,55 +51,25 @@ from clusters.services import (
     instance_type_save,
     kubernetes_version_save,
 )
-from tenants.api.base import ApiViewSet, OperatorWrites, TenantOwnedViewSet, typed_confirmation
+from tenants.api.base import (
+    CatalogViewSet,
+    TenantResourceViewSet,
+    ViewMethod,
+    action_schema,
+    catalog_schema,
+    typed_name_deletion,
+)
 from tenants.api.serializers import QuotaPreviewSerializer
+from tenants.models import Tenant
 from tenants.scoping import visible_tenant
-
-if TYPE_CHECKING:
-    from rest_framework.permissions import _SupportsHasPermission
-
-CatalogT = TypeVar("CatalogT", bound=models.Model)
-ViewMethod = TypeVar("ViewMethod", bound=Callable[..., Any])
-
 
 # --- Catalog --------------------------------------------------------------------------------
 
 
-class CatalogViewSet(
-    mixins.ListModelMixin,
-    mixins.RetrieveModelMixin,
-    mixins.CreateModelMixin,
-    mixins.UpdateModelMixin,
-    ApiViewSet[CatalogT],
-):
-    """Anyone signed in reads the catalog; operators add and change entries.
-
-    Entries are never deleted here: retire them (end of life, inactive) instead, so the
-    clusters built from them keep their history.
-    """
-
-    def get_permissions(self) -> Sequence[_SupportsHasPermission]:
-        return [*super().get_permissions(), OperatorWrites()]
-
-    def save_row(self, row: CatalogT) -> CatalogT:
-        raise NotImplementedError
-
-    def perform_create(self, serializer: BaseSerializer[Any]) -> None:
-        model = self.get_queryset().model
-        serializer.instance = self.save_row(model(**serializer.validated_data))
-
-    def perform_update(self, serializer: BaseSerializer[Any]) -> None:
-        row = cast("CatalogT", serializer.instance)
-        for field, value in serializer.validated_data.items():
-            setattr(row, field, value)
-        serializer.instance = self.save_row(row)
-
-
-@extend_schema_view(
-    list=extend_schema(summary="Kubernetes versions of the catalog (newest first)"),
-    create=extend_schema(summary="Add a version (operators)"),
-    update=extend_schema(summary="Change a version's status or image (operators)"),
-    partial_update=extend_schema(summary="Change a version's status or image (operators)"),
+@catalog_schema(
+    listed="Kubernetes versions of the catalog (newest first)",
+    added="Add a version",
+    changed="Change a version's status or image",
 )
 class KubernetesVersionViewSet(CatalogViewSet[KubernetesVersion]):
     queryset = KubernetesVersion.objects.all()
@@ -115,11 +82,10 @@ class KubernetesVersionViewSet(CatalogViewSet[KubernetesVersion]):
         return kubernetes_version_save(actor=self.actor, version=row)
 
 
-@extend_schema_view(
-    list=extend_schema(summary="Instance types (worker and VM sizes)"),
-    create=extend_schema(summary="Add an instance type (operators)"),
-    update=extend_schema(summary="Change an instance type (operators)"),
-    partial_update=extend_schema(summary="Change an instance type (operators)"),
+@catalog_schema(
+    listed="Instance types (worker and VM sizes)",
+    added="Add an instance type",
+    changed="Change an instance type",
 )
 class InstanceTypeViewSet(CatalogViewSet[InstanceType]):
     queryset = InstanceType.objects.all()
@@ -132,11 +98,10 @@ class InstanceTypeViewSet(CatalogViewSet[InstanceType]):
         return instance_type_save(actor=self.actor, instance_type=row)
 
 
-@extend_schema_view(
-    list=extend_schema(summary="Cluster add-ons (Helm charts Flux installs into clusters)"),
-    create=extend_schema(summary="Add an add-on (operators)"),
-    update=extend_schema(summary="Change an add-on (operators)"),
-    partial_update=extend_schema(summary="Change an add-on (operators)"),
+@catalog_schema(
+    listed="Cluster add-ons (Helm charts Flux installs into clusters)",
+    added="Add an add-on",
+    changed="Change an add-on",
 )
 class ClusterAddonViewSet(CatalogViewSet[ClusterAddon]):
     queryset = ClusterAddon.objects.all()
@@ -170,7 +135,7 @@ class KubeconfigRenderer(BaseRenderer):
 def _cluster_action(
     summary: str, request: type[BaseSerializer[Any]] | None = None
 ) -> Callable[[ViewMethod], ViewMethod]:
-    return extend_schema(request=request, responses=ClusterSerializer, summary=summary)
+    return action_schema(ClusterSerializer, summary, request)
 
 
 @extend_schema_view(
@@ -181,66 +146,33 @@ def _cluster_action(
         description="Reserves the cluster's quota at once (a refusal names the field to "
         "change) and starts provisioning; follow `phase` and `timeline`.",
     ),
-)
-class ClusterViewSet(
-    mixins.ListModelMixin,
-    mixins.RetrieveModelMixin,
-    mixins.CreateModelMixin,
-    mixins.DestroyModelMixin,
-    TenantOwnedViewSet[Cluster],
-):
-    queryset = with_cluster_details(Cluster.objects.all())
-    serializer_class = ClusterSerializer
-    filterset_class = ClusterFilterSet
-    lookup_value_regex = r"[0-9]+"
-
-    def perform_create(self, serializer: BaseSerializer[Any]) -> None:
-        tenant = self.tenant_for_create(serializer)
-        serializer.instance = cluster_request(
-            actor=self.actor, tenant=tenant, spec=spec_from(serializer.validated_data)
-        )
-
-    def _rendered(self, cluster: Cluster, status_code: int = status.HTTP_200_OK) -> Response:
-        fresh = with_cluster_details(Cluster.objects.filter(pk=cluster.pk)).get()
-        return Response(self.get_serializer(fresh).data, status=status_code)
-
-    def _form(self, serializer_class: type[BaseSerializer[Any]]) -> dict[str, Any]:
-        form = serializer_class(data=self.request.data)
-        form.is_valid(raise_exception=True)
-        return dict(form.validated_data)
-
-    @extend_schema(
-        parameters=[
-            OpenApiParameter(
-                "confirm_name",
-                str,
-                description="The cluster's name, typed to confirm (also accepted as "
-                '`{"confirm_name": ...}` in a JSON body).',
-            )
-        ],
-        responses={
-            202: OpenApiResponse(ClusterSerializer, description="Deletion under way."),
-            204: OpenApiResponse(description="Deleted."),
-        },
+    destroy=typed_name_deletion(
+        "cluster",
+        ClusterSerializer,
         summary="Delete a cluster, its name typed to confirm",
         description="Refused while deletion protection is on. The cluster goes to `deleting`; "
         "its quota is released once Kubernetes confirms its objects are gone.",
-    )
-    def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        cluster = self.get_object()
-        confirm_name = typed_confirmation(request)
-        if cluster_delete(actor=self.actor, cluster=cluster, confirm_name=confirm_name):
-            return Response(status=status.HTTP_204_NO_CONTENT)
-        return self._rendered(cluster, status.HTTP_202_ACCEPTED)
+    ),
+)
+class ClusterViewSet(TenantResourceViewSet[Cluster]):
+    queryset = with_cluster_details(Cluster.objects.all())
+    serializer_class = ClusterSerializer
+    filterset_class = ClusterFilterSet
+
+    def create_row(self, tenant: Tenant, data: Mapping[str, Any]) -> Cluster:
+        return cluster_request(actor=self.actor, tenant=tenant, spec=spec_from(data))
+
+    def delete_row(self, row: Cluster, confirm_name: str) -> bool:
+        return cluster_delete(actor=self.actor, cluster=row, confirm_name=confirm_name)
 
     @_cluster_action("Scale the workers", ClusterScaleSerializer)
     @action(detail=True, methods=["post"])
     def scale(self, request: Request, pk: str) -> Response:
-        form = self._form(ClusterScaleSerializer)
+        form = self.validated(ClusterScaleSerializer).validated_data
         cluster = cluster_scale(
             actor=self.actor, cluster=self.get_object(), worker_count=form["worker_count"]
         )
-        return self._rendered(cluster)
+        return self.rendered(cluster)
 
     @_cluster_action(
         "Upgrade to a newer patch or the next minor version (control plane first)",
@@ -248,35 +180,35 @@ class ClusterViewSet(
     )
     @action(detail=True, methods=["post"])
     def upgrade(self, request: Request, pk: str) -> Response:
-        form = self._form(ClusterUpgradeSerializer)
+        form = self.validated(ClusterUpgradeSerializer).validated_data
         cluster = cluster_upgrade(
             actor=self.actor, cluster=self.get_object(), version=form["version"]
         )
-        return self._rendered(cluster)
+        return self.rendered(cluster)
 
     @_cluster_action("Hibernate: control plane and workers to zero")
     @action(detail=True, methods=["post"])
     def hibernate(self, request: Request, pk: str) -> Response:
-        return self._rendered(cluster_hibernate(actor=self.actor, cluster=self.get_object()))
+        return self.rendered(cluster_hibernate(actor=self.actor, cluster=self.get_object()))
 
     @_cluster_action("Wake a hibernated cluster")
     @action(detail=True, methods=["post"])
     def wake(self, request: Request, pk: str) -> Response:
-        return self._rendered(cluster_wake(actor=self.actor, cluster=self.get_object()))
+        return self.rendered(cluster_wake(actor=self.actor, cluster=self.get_object()))
 
     @_cluster_action("Retry a failed cluster (reserves its quota again)")
     @action(detail=True, methods=["post"])
     def retry(self, request: Request, pk: str) -> Response:
-        return self._rendered(cluster_retry(actor=self.actor, cluster=self.get_object()))
+        return self.rendered(cluster_retry(actor=self.actor, cluster=self.get_object()))
 
     @_cluster_action("Turn deletion protection on or off", ClusterProtectionSerializer)
     @action(detail=True, methods=["post"])
     def protection(self, request: Request, pk: str) -> Response:
-        form = self._form(ClusterProtectionSerializer)
+        form = self.validated(ClusterProtectionSerializer).validated_data
         cluster = cluster_set_protection(
             actor=self.actor, cluster=self.get_object(), enabled=form["deletion_protection"]
         )
-        return self._rendered(cluster)
+        return self.rendered(cluster)
 
     @extend_schema(
         responses={
@@ -305,7 +237,7 @@ class ClusterViewSet(
     )
     @action(detail=False, methods=["post"])
     def preview(self, request: Request) -> Response:
-        form = self._form(ClusterPreviewRequestSerializer)
+        form = self.validated(ClusterPreviewRequestSerializer).validated_data
         tenant = visible_tenant(request.user, form["tenant"])
         preview = cluster_quota_preview(tenant, spec_from(form))
         return Response(QuotaPreviewSerializer(preview).data)

@@ -12,10 +12,10 @@ from typing import Any, ClassVar
 from django import forms
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.urls import reverse
 from django.utils.functional import cached_property
 
-from clusters.forms import ScaleForm, TypedNameForm, UpgradeForm
+from clusters.forms import ScaleForm, UpgradeForm
+from clusters.models import Cluster
 from clusters.selectors import cluster_quota_preview, upgrade_targets
 from clusters.services import (
     cluster_delete,
@@ -29,19 +29,14 @@ from clusters.services import (
 from clusters.spec import ClusterSpec
 from clusters.views.display import PreviewView, preview_view
 from clusters.views.pages import ClusterView
-from tenants.access import Action
-from tenants.audit import Actor
-from tenants.views.base import ConfirmActionView, Confirmation, htmx_target
+from tenants.views.base import Confirmation, htmx_target
+from tenants.views.objects import ObjectActionView, ObjectDeleteView
 
 SCALE_PREVIEW = "scale-preview"
 
 
-class ClusterActionView(ClusterView, ConfirmActionView):
-    required_action = Action.OPERATE
-
-    @property
-    def actor(self) -> Actor:
-        return Actor.from_request(self.request)
+class ClusterActionView(ClusterView, ObjectActionView[Cluster]):
+    """A dialog acting on one cluster of the tenant in the URL."""
 
 
 class ClusterHibernateView(ClusterActionView):
@@ -131,14 +126,7 @@ class ClusterProtectionView(ClusterActionView):
         return self.detail_url()
 
 
-class ClusterDeleteView(ClusterActionView):
-    @cached_property
-    def form(self) -> TypedNameForm:
-        return TypedNameForm(self.submitted_data(), name=self.cluster.name)
-
-    def get_form(self) -> forms.Form:
-        return self.form
-
+class ClusterDeleteView(ClusterActionView, ObjectDeleteView[Cluster]):
     def confirmation(self) -> Confirmation:
         return Confirmation(
             title=f"Delete {self.cluster.name}?",
@@ -150,18 +138,8 @@ class ClusterDeleteView(ClusterActionView):
             cancel_url=self.detail_url(),
         )
 
-    def perform(self) -> str:
-        name = self.cluster.name
-        gone = cluster_delete(
-            actor=self.actor,
-            cluster=self.cluster,
-            confirm_name=self.form.cleaned_data["confirm_name"],
-        )
-        if gone:
-            messages.success(self.request, f"Cluster {name} was deleted.")
-            return reverse("cluster-list", args=[self.tenant.slug])
-        messages.success(self.request, f"Cluster {name} is being deleted.")
-        return self.detail_url()
+    def delete(self, confirm_name: str) -> bool:
+        return cluster_delete(actor=self.actor, cluster=self.cluster, confirm_name=confirm_name)
 
 
 class ClusterUpgradeView(ClusterActionView):

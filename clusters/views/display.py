@@ -24,108 +24,86 @@ from tenants.views.base import TenantAccess
 from tenants.views.objects import (
     ActionOffer,
     ActivityEntry,
+    ObjectRow,
+    OfferWording,
+    ProgressBar,
     StateBadge,
+    StateGroup,
+    StateStyles,
     TimelineEntry,
     preview_rows,
     tenant_state_refusal,
+    timeline_of,
 )
 from tenants.views.objects import PreviewView as QuotaPreviewView
 from tenants.views.objects import activity_entries as object_activity_entries
 
 Phase = Cluster.Phase
 
-#: Badge colour of each phase (``badge-<tone>`` in portal.css).
-PHASE_TONES: dict[str, str] = {
-    Phase.PENDING: "grey",
-    Phase.PROVISIONING: "blue",
-    Phase.READY: "green",
-    Phase.SCALING: "blue",
-    Phase.UPGRADING: "violet",
-    Phase.HIBERNATED: "grey",
-    Phase.DEGRADED: "amber",
-    Phase.DELETING: "amber",
-    Phase.FAILED: "red",
-}
 #: Phases in which something visibly moves: the badge spins.
 BUSY_PHASES = frozenset({Phase.PROVISIONING, Phase.SCALING, Phase.UPGRADING, Phase.DELETING})
 #: Phases whose timeline is worth a progress bar (steps being worked through).
 PROGRESS_PHASES = frozenset({Phase.PENDING, Phase.PROVISIONING, Phase.SCALING, Phase.UPGRADING})
-#: How the dashboard groups phases.
-PHASE_GROUPS: dict[str, frozenset[str]] = {
-    "ready": frozenset({Phase.READY}),
-    "in_progress": frozenset({Phase.PENDING, *BUSY_PHASES}),
-    "attention": frozenset({Phase.FAILED, Phase.DEGRADED}),
-    "hibernated": frozenset({Phase.HIBERNATED}),
-}
+
+CLUSTER_PHASES = StateStyles(
+    field="phase",
+    tones={
+        Phase.PENDING: "grey",
+        Phase.PROVISIONING: "blue",
+        Phase.READY: "green",
+        Phase.SCALING: "blue",
+        Phase.UPGRADING: "violet",
+        Phase.HIBERNATED: "grey",
+        Phase.DEGRADED: "amber",
+        Phase.DELETING: "amber",
+        Phase.FAILED: "red",
+    },
+    busy=BUSY_PHASES,
+    settled=Phase.READY,
+    resting=Phase.HIBERNATED,
+    groups=(
+        StateGroup("Ready", "green", frozenset({Phase.READY})),
+        StateGroup("In progress", "blue", frozenset({Phase.PENDING, *BUSY_PHASES})),
+        StateGroup("Need attention", "red", frozenset({Phase.FAILED, Phase.DEGRADED})),
+        StateGroup("Hibernated", "grey", frozenset({Phase.HIBERNATED})),
+    ),
+)
 
 
-class PhaseBadge(StateBadge):
-    @classmethod
-    def of(cls, cluster: Cluster) -> PhaseBadge:
-        return cls(
-            label=cluster.get_phase_display(),
-            tone=PHASE_TONES.get(cluster.phase, "grey"),
-            busy=cluster.phase in BUSY_PHASES,
-            value=cluster.phase,
-            attribute="phase",
+def phase_badge(cluster: Cluster) -> StateBadge:
+    return CLUSTER_PHASES.badge(cluster.phase, cluster.get_phase_display())
+
+
+def cluster_rows(clusters: Iterable[Cluster]) -> list[ObjectRow]:
+    return [
+        ObjectRow(
+            cluster,
+            phase_badge(cluster),
+            CLUSTER_PHASES.unsettled(cluster.phase, cluster.phase_reason),
         )
-
-
-@dataclass(frozen=True)
-class ClusterRow:
-    """One cluster of a list, with what its row shows beside the model's fields."""
-
-    cluster: Cluster
-    badge: PhaseBadge
-
-    @property
-    def shows_reason(self) -> bool:
-        return self.cluster.phase != Phase.READY and bool(self.cluster.phase_reason)
-
-
-def cluster_rows(clusters: Iterable[Cluster]) -> list[ClusterRow]:
-    return [ClusterRow(cluster, PhaseBadge.of(cluster)) for cluster in clusters]
+        for cluster in clusters
+    ]
 
 
 # --- Timeline ---------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Progress:
-    done: int
-    total: int
-
-    @property
-    def percent(self) -> int:
-        return round(100 * self.done / self.total) if self.total else 0
-
-    @property
-    def text(self) -> str:
-        return f"{self.done} of {self.total} steps done"
-
-
 def timeline_entries(cluster: Cluster, steps: Sequence[ClusterStep]) -> list[TimelineEntry]:
-    # A failed cluster waits for nothing: its steps in progress show as stopped, not spinning.
-    failed = cluster.phase == Phase.FAILED
-    return [
-        TimelineEntry(
-            key=step.key,
-            label=step.label,
-            state="stopped" if failed and step.state == ClusterStep.State.ACTIVE else step.state,
-            message=step.message,
-            started_at=step.started_at,
-            finished_at=step.finished_at,
-        )
-        for step in steps
-    ]
+    return timeline_of(steps, failed=cluster.phase == Phase.FAILED)
 
 
-def timeline_progress(cluster: Cluster, steps: Sequence[ClusterStep]) -> Progress | None:
+def timeline_progress(cluster: Cluster, steps: Sequence[ClusterStep]) -> ProgressBar | None:
     """Done steps of all, while the cluster works through its timeline (else None)."""
     if cluster.phase not in PROGRESS_PHASES or not steps:
         return None
     done = sum(1 for step in steps if step.state == ClusterStep.State.DONE)
-    return Progress(done=done, total=len(steps))
+    return ProgressBar(
+        label="Steps done",
+        now=str(done),
+        max=len(steps),
+        percent=str(round(100 * done / len(steps))),
+        text=f"{done} of {len(steps)} steps done",
+    )
 
 
 # --- Quota preview ----------------------------------------------------------------------------
@@ -214,8 +192,29 @@ def activity_entries(events: QuerySet[AuditEvent], limit: int) -> list[ActivityE
 # --- Actions ----------------------------------------------------------------------------------
 
 
-def _url(name: str, cluster: Cluster) -> str:
-    return reverse(name, args=[cluster.tenant.slug, cluster.pk])
+#: How each action on a cluster reads; the hints that depend on the cluster come with it.
+OFFERS: dict[str, OfferWording] = {
+    "kubeconfig": OfferWording("Download kubeconfig", "download", dialog=False),
+    "scale": OfferWording("Scale workers", "server"),
+    "upgrade": OfferWording("Upgrade", "arrow-right"),
+    "wake": OfferWording("Wake up", "play", "Starts the control plane and the workers again."),
+    "hibernate": OfferWording("Hibernate", "pause", "Stops everything; the quota stays reserved."),
+    "retry": OfferWording(
+        "Retry", "refresh", "Applies the cluster again (its quota is reserved again)."
+    ),
+    "unprotect": OfferWording(
+        "Turn protection off", "unlock", "On: the cluster cannot be deleted."
+    ),
+    "protect": OfferWording(
+        "Turn protection on", "lock", "Off: anyone who may change the cluster may delete it."
+    ),
+    "delete": OfferWording(
+        "Delete cluster",
+        "trash",
+        "Its workers, control plane and add-ons go; the quota comes back.",
+        danger=True,
+    ),
+}
 
 
 def _state_refusal(cluster: Cluster, action: str) -> str:
@@ -223,17 +222,25 @@ def _state_refusal(cluster: Cluster, action: str) -> str:
     return tenant_state_refusal(cluster.tenant, action) or cluster_action_refusal(cluster, action)
 
 
+def _offer(
+    cluster: Cluster, key: str, *, hint: str = "", refusal: str | None = None
+) -> ActionOffer:
+    """The ``key`` button (URL ``cluster-<key>``), refused for the reason the cluster's state
+    gives unless ``refusal`` says otherwise."""
+    url = reverse(f"cluster-{key}", args=[cluster.tenant.slug, cluster.pk])
+    if refusal is None:
+        refusal = _state_refusal(cluster, key)
+    return OFFERS[key].offer(key, url, hint=hint, refusal=refusal)
+
+
 def kubeconfig_offer(cluster: Cluster, *, admin_rights: bool) -> ActionOffer:
     hours = settings.CLUSTER_KUBECONFIG_LIFETIME_HOURS
     rights = "cluster-admin" if admin_rights else "read-only"
-    return ActionOffer(
-        key="kubeconfig",
-        label="Download kubeconfig",
-        icon="download",
-        url=_url("cluster-kubeconfig", cluster),
+    return _offer(
+        cluster,
+        "kubeconfig",
         hint=f"Your own, {rights}, valid {hours} hours.",
         refusal=cluster_action_refusal(cluster, "kubeconfig"),
-        dialog=False,
     )
 
 
@@ -244,95 +251,32 @@ def day2_offers(cluster: Cluster) -> list[ActionOffer]:
     if not upgrade_refusal and not targets:
         upgrade_refusal = f"{cluster.version.version} is the newest version the catalog offers."
     workers = f"{cluster.worker_count} worker{'s' if cluster.worker_count != 1 else ''}"
+    asleep = cluster.hibernated or cluster.phase == Phase.HIBERNATED
     offers = [
-        ActionOffer(
-            key="scale",
-            label="Scale workers",
-            icon="server",
-            url=_url("cluster-scale", cluster),
-            hint=f"{workers} of {cluster.instance_type.name} now.",
-            refusal=_state_refusal(cluster, "scale"),
-        ),
-        ActionOffer(
-            key="upgrade",
-            label="Upgrade",
-            icon="arrow-right",
-            url=_url("cluster-upgrade", cluster),
+        _offer(cluster, "scale", hint=f"{workers} of {cluster.instance_type.name} now."),
+        _offer(
+            cluster,
+            "upgrade",
             hint=f"Next: {', '.join(target.version for target in targets)}." if targets else "",
             refusal=upgrade_refusal,
         ),
+        _offer(cluster, "wake" if asleep else "hibernate"),
     ]
-    if cluster.hibernated or cluster.phase == Phase.HIBERNATED:
-        offers.append(
-            ActionOffer(
-                key="wake",
-                label="Wake up",
-                icon="play",
-                url=_url("cluster-wake", cluster),
-                hint="Starts the control plane and the workers again.",
-                refusal=_state_refusal(cluster, "wake"),
-            )
-        )
-    else:
-        offers.append(
-            ActionOffer(
-                key="hibernate",
-                label="Hibernate",
-                icon="pause",
-                url=_url("cluster-hibernate", cluster),
-                hint="Stops everything; the quota stays reserved.",
-                refusal=_state_refusal(cluster, "hibernate"),
-            )
-        )
     if cluster.phase == Phase.FAILED:
-        # What a failed cluster needs first.
-        offers.insert(
-            0,
-            ActionOffer(
-                key="retry",
-                label="Retry",
-                icon="refresh",
-                url=_url("cluster-retry", cluster),
-                hint="Applies the cluster again (its quota is reserved again).",
-                refusal=_state_refusal(cluster, "retry"),
-            ),
-        )
+        offers.insert(0, _offer(cluster, "retry"))  # what a failed cluster needs first
     return offers
 
 
 def protection_offer(cluster: Cluster) -> ActionOffer:
-    if cluster.deletion_protection:
-        return ActionOffer(
-            key="unprotect",
-            label="Turn protection off",
-            icon="unlock",
-            url=_url("cluster-unprotect", cluster),
-            hint="On: the cluster cannot be deleted.",
-            refusal=_state_refusal(cluster, "protection"),
-        )
-    return ActionOffer(
-        key="protect",
-        label="Turn protection on",
-        icon="lock",
-        url=_url("cluster-protect", cluster),
-        hint="Off: anyone who may change the cluster may delete it.",
-        refusal=_state_refusal(cluster, "protection"),
-    )
+    key = "unprotect" if cluster.deletion_protection else "protect"
+    return _offer(cluster, key, refusal=_state_refusal(cluster, "protection"))
 
 
 def delete_offer(cluster: Cluster) -> ActionOffer:
     refusal = _state_refusal(cluster, "delete")
     if not refusal and cluster.deletion_protection:
         refusal = "Deletion protection is on: turn it off first."
-    return ActionOffer(
-        key="delete",
-        label="Delete cluster",
-        icon="trash",
-        url=_url("cluster-delete", cluster),
-        hint="Its workers, control plane and add-ons go; the quota comes back.",
-        refusal=refusal,
-        danger=True,
-    )
+    return _offer(cluster, "delete", refusal=refusal)
 
 
 @dataclass(frozen=True)

@@ -14,28 +14,37 @@ invitations, and later clusters and VMs). It applies the portal's access rules o
 A subclass lists the DRF mixins it offers and implements ``perform_create`` /
 ``perform_update`` / ``perform_destroy`` by calling a service with ``actor=self.actor``::
 
-    class ClusterViewSet(mixins.ListModelMixin, ..., TenantOwnedViewSet[Cluster]):
-        queryset = Cluster.objects.select_related("tenant")
-        serializer_class = ClusterSerializer
-        write_action = Action.OPERATE
+    class MembershipViewSet(mixins.ListModelMixin, ..., TenantOwnedViewSet[Membership]):
+        queryset = Membership.objects.select_related("tenant", "user")
+        serializer_class = MembershipSerializer
+        write_action = Action.ADMIN
 
-        def perform_create(self, serializer: ClusterSerializer) -> None:
-            serializer.instance = cluster_request(
-                actor=self.actor, tenant=self.tenant_for_create(serializer), spec=...
-            )
+        def perform_update(self, serializer: MembershipSerializer) -> None:
+            serializer.instance = membership_change_role(actor=self.actor, ...)
+
+Two families share more and have a base of their own: ``TenantResourceViewSet`` (clusters,
+VMs: created from a spec, deleted with their name typed to confirm) and ``CatalogViewSet``
+(versions, instance types, images...: read by everyone signed in, written by operators).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from operator import attrgetter
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
 
 from django.core.exceptions import ImproperlyConfigured
 from django.db import models
-from rest_framework import serializers
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+)
+from rest_framework import mixins, serializers, status
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.request import Request
+from rest_framework.response import Response
 from rest_framework.viewsets import GenericViewSet
 
 from tenants.access import Action, is_operator, is_platform_reader
@@ -45,10 +54,14 @@ from tenants.scoping import require, tenant_for_action
 
 if TYPE_CHECKING:
     from django.db.models import QuerySet
+    from rest_framework.permissions import _SupportsHasPermission
     from rest_framework.request import Request
     from rest_framework.serializers import BaseSerializer
 
 ModelT = TypeVar("ModelT", bound=models.Model)
+ViewSetT = TypeVar("ViewSetT", bound=type[GenericViewSet[Any]])
+ViewMethod = TypeVar("ViewMethod", bound=Callable[..., Any])
+FormT = TypeVar("FormT", bound=serializers.BaseSerializer[Any])
 
 TENANT_FIELD = "tenant"
 
@@ -103,6 +116,85 @@ class TenantOwnedViewSet(ApiViewSet[ModelT]):
         return queryset
 
 
+class TenantResourceViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.DestroyModelMixin,
+    TenantOwnedViewSet[ModelT],
+):
+    # A tenant's resource that Kubernetes runs (clusters, VMs): created by its service from
+    # the request's spec (``create_row``), deleted with its name typed to confirm
+    # (``delete_row``), and every action answers with the row as it now stands (``rendered``).
+    # ``queryset`` loads what the serializer shows in one go. No docstring: the OpenAPI schema
+    # would show it as the description of every endpoint of every such resource.
+
+    lookup_value_regex = r"[0-9]+"
+
+    def create_row(self, tenant: Tenant, data: Mapping[str, Any]) -> ModelT:
+        raise NotImplementedError
+
+    def delete_row(self, row: ModelT, confirm_name: str) -> bool:
+        """Ask the service to delete ``row``: True when it is gone at once, False while
+        Kubernetes takes its objects down."""
+        raise NotImplementedError
+
+    def perform_create(self, serializer: BaseSerializer[Any]) -> None:
+        tenant = self.tenant_for_create(serializer)
+        serializer.instance = self.create_row(tenant, serializer.validated_data)
+
+    def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        row = self.get_object()
+        if self.delete_row(row, typed_confirmation(request)):
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        return self.rendered(row, status.HTTP_202_ACCEPTED)
+
+    def rendered(self, row: ModelT, status_code: int = status.HTTP_200_OK) -> Response:
+        """The row re-read (a service may have changed it, or what it refers to), serialized."""
+        fresh = self._tenant_owned_queryset().filter(pk=row.pk).get()
+        return Response(self.get_serializer(fresh).data, status=status_code)
+
+    def validated(self, serializer_class: type[FormT]) -> FormT:
+        """The request's body checked by ``serializer_class`` (a 400 naming the fields if not)."""
+        form = serializer_class(data=self.request.data, context=self.get_serializer_context())
+        form.is_valid(raise_exception=True)
+        return form
+
+
+def typed_name_deletion(
+    noun: str, answer: type[BaseSerializer[Any]], *, summary: str, description: str
+) -> Callable[[ViewMethod], ViewMethod]:
+    """The OpenAPI entry of a ``TenantResourceViewSet``'s deletion (``noun``: "cluster")."""
+    return extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "confirm_name",
+                str,
+                description=f"The {noun}'s name, typed to confirm (also accepted as "
+                '`{"confirm_name": ...}` in a JSON body).',
+            )
+        ],
+        responses={
+            202: OpenApiResponse(answer, description="Deletion under way."),
+            204: OpenApiResponse(description="Deleted."),
+        },
+        summary=summary,
+        description=description,
+    )
+
+
+def action_schema(
+    answer: type[BaseSerializer[Any]],
+    summary: str,
+    request: type[BaseSerializer[Any]] | None = None,
+    description: str | None = None,
+) -> Callable[[ViewMethod], ViewMethod]:
+    """The OpenAPI entry of an action that answers with the changed row (``answer``)."""
+    return extend_schema(
+        request=request, responses=answer, summary=summary, description=description
+    )
+
+
 class OperatorWrites(BasePermission):
     """Anyone may read what the queryset lets them see; only operators may change it.
 
@@ -119,6 +211,49 @@ class OperatorWrites(BasePermission):
 
     def has_object_permission(self, request: Request, view: Any, obj: Any) -> bool:
         return request.method in SAFE_METHODS or is_operator(request.user)
+
+
+class CatalogViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.UpdateModelMixin,
+    ApiViewSet[ModelT],
+):
+    """Anyone signed in reads the catalog; operators add and change entries.
+
+    Entries are never deleted here: retire them (end of life, inactive) instead, so the
+    clusters built from them keep their history.
+    """
+
+    # The docstring above is each catalog endpoint's description in the OpenAPI schema.
+    # A catalog (versions, instance types, images...) saves through its service: ``save_row``.
+
+    def get_permissions(self) -> Sequence[_SupportsHasPermission]:
+        return [*super().get_permissions(), OperatorWrites()]
+
+    def save_row(self, row: ModelT) -> ModelT:
+        raise NotImplementedError
+
+    def perform_create(self, serializer: BaseSerializer[Any]) -> None:
+        model = self.get_queryset().model
+        serializer.instance = self.save_row(model(**serializer.validated_data))
+
+    def perform_update(self, serializer: BaseSerializer[Any]) -> None:
+        row = cast("ModelT", serializer.instance)
+        for field, value in serializer.validated_data.items():
+            setattr(row, field, value)
+        serializer.instance = self.save_row(row)
+
+
+def catalog_schema(*, listed: str, added: str, changed: str) -> Callable[[ViewSetT], ViewSetT]:
+    """A catalog viewset's summaries in the OpenAPI schema; its writes are the operators'."""
+    return extend_schema_view(
+        list=extend_schema(summary=listed),
+        create=extend_schema(summary=f"{added} (operators)"),
+        update=extend_schema(summary=f"{changed} (operators)"),
+        partial_update=extend_schema(summary=f"{changed} (operators)"),
+    )
 
 
 class PlatformReaders(BasePermission):

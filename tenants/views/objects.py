@@ -1,33 +1,55 @@
 """What the pages about a tenant's things (clusters, virtual machines) share.
 
-A state badge, a provisioning timeline, the buttons of the actions an object offers, its
-action log in sentences, the rows of a quota preview, why the create button is refused, and
-the "it is gone" answer of a live panel whose object was deleted under an open page.
+How states look (badges, list rows, the dashboard's counts), a provisioning timeline and a
+progress bar, the buttons of the actions an object offers, its action log in sentences, the
+rows of a quota preview, why the create button is refused, and the "it is gone" answer of a
+live panel whose object was deleted under an open page.
+
+Then the pages themselves, for any kind of object (``ObjectKind``): the list, the dashboard
+card, the create form with its quota preview, the detail page and its dialogs. Each app says
+which objects the caller may reach (its scoping selector), how they read and which service
+acts; the templates are ``templates/layouts/object_*.html`` and ``templates/components/``.
 
 Presentation only: each app's selectors decide what is allowed or true; these word and
-draw it the same way everywhere (templates in ``templates/components/``).
+draw it the same way everywhere.
 """
 
 from __future__ import annotations
 
 import datetime
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
-from django.db.models import QuerySet
-from django.http import Http404, HttpRequest, HttpResponse
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.db.models import Count, QuerySet
+from django.http import Http404, HttpRequest, HttpResponse, QueryDict
+from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
+from django.urls import reverse
 from django.utils.cache import patch_vary_headers
+from django.utils.functional import cached_property
 
+from butler_portal.lifecycle import STEP_ACTIVE
 from tenants.access import Action
+from tenants.audit import Actor
+from tenants.forms import ObjectFilterForm, PreviewedForm, TypedNameForm
 from tenants.models import AuditEvent, Tenant
 from tenants.scoping import DENIED_MESSAGES
-from tenants.selectors import QuotaLine, QuotaPreview
+from tenants.selectors import QuotaLine, QuotaPreview, QuotaUsage
 from tenants.services import ALLOWED_WHILE_SUSPENDED
-from tenants.views.base import TenantAccess, TenantView, htmx_target
+from tenants.views.base import (
+    ConfirmActionView,
+    TenantAccess,
+    TenantView,
+    apply_service_error,
+    htmx_target,
+    redirect_after_post,
+)
 
-# --- State badge ------------------------------------------------------------------------------
+# --- States ------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -43,6 +65,68 @@ class StateBadge:
     busy: bool
     value: str
     attribute: str = "state"
+    #: What the detail page's status card shows beside the reason (a spinner while busy).
+    icon: str = "info"
+
+
+@dataclass(frozen=True)
+class StateGroup:
+    """States the dashboard card counts together, under ``label`` (``summary-<tone>``)."""
+
+    label: str
+    tone: str
+    states: frozenset[str]
+
+
+@dataclass(frozen=True)
+class StateStyles:
+    """How the states of one kind of object look.
+
+    ``field`` is the model field holding the state; ``tones`` the badge colour of each state
+    (grey otherwise); ``busy`` the states in which something visibly moves (the badge spins);
+    ``settled`` the state that needs no explaining and ``resting`` the one it was put in on
+    purpose (stopped, hibernated); ``groups`` what the dashboard card counts.
+    """
+
+    field: str
+    tones: Mapping[str, str]
+    busy: frozenset[str]
+    settled: str
+    resting: str
+    groups: tuple[StateGroup, ...]
+
+    def badge(self, value: str, label: str) -> StateBadge:
+        tone = self.tones.get(value, "grey")
+        if value == self.settled:
+            icon = "check-circle"
+        elif tone in {"red", "amber"}:
+            icon = "alert"
+        elif value == self.resting:
+            icon = "pause"
+        else:
+            icon = "info"
+        return StateBadge(
+            label=label,
+            tone=tone,
+            busy=value in self.busy,
+            value=value,
+            attribute=self.field,
+            icon=icon,
+        )
+
+    def unsettled(self, value: str, reason: str) -> str:
+        """``reason``, unless the state is settled (a list row does not explain "Ready")."""
+        return "" if value == self.settled else reason
+
+
+@dataclass(frozen=True)
+class ObjectRow:
+    """One object of a list or of the dashboard card, with its badge and why it is not
+    settled ("" when it is, or when nothing was said)."""
+
+    object: Any
+    badge: StateBadge
+    reason: str = ""
 
 
 # --- Timeline ---------------------------------------------------------------------------------
@@ -70,6 +154,18 @@ def short_duration(delta: datetime.timedelta) -> str:
 
 
 @dataclass(frozen=True)
+class ProgressBar:
+    """A progress bar with its words (``components/progress.html``): ``now`` of ``max`` for
+    assistive technology, named by ``label``; ``percent`` wide, with ``text`` beside it."""
+
+    label: str
+    now: str
+    max: int
+    percent: str
+    text: str
+
+
+@dataclass(frozen=True)
 class TimelineEntry:
     """One step of a vertical stepper (``components/timeline.html``)."""
 
@@ -89,6 +185,36 @@ class TimelineEntry:
         if self.started_at and self.finished_at:
             return short_duration(self.finished_at - self.started_at)
         return ""
+
+
+class TimelineStep(Protocol):
+    """A step as the apps record it (a row, or worked out from the facts)."""
+
+    @property
+    def key(self) -> str: ...
+    @property
+    def label(self) -> str: ...
+    @property
+    def state(self) -> str: ...
+    @property
+    def message(self) -> str: ...
+
+
+def timeline_of(steps: Iterable[TimelineStep], *, failed: bool) -> list[TimelineEntry]:
+    """The timeline of ``steps``. An object that failed waits for nothing: its steps in
+    progress show as stopped, not spinning."""
+    return [
+        TimelineEntry(
+            key=step.key,
+            label=step.label,
+            state="stopped" if failed and step.state == STEP_ACTIVE else step.state,
+            message=step.message,
+            # Only steps kept as rows record when they ran.
+            started_at=getattr(step, "started_at", None),
+            finished_at=getattr(step, "finished_at", None),
+        )
+        for step in steps
+    ]
 
 
 # --- Actions ----------------------------------------------------------------------------------
@@ -111,6 +237,30 @@ class ActionOffer:
     @property
     def enabled(self) -> bool:
         return not self.refusal
+
+
+@dataclass(frozen=True)
+class OfferWording:
+    """How an action reads wherever it is offered; ``offer`` words it for one object."""
+
+    label: str
+    icon: str
+    hint: str = ""
+    dialog: bool = True
+    danger: bool = False
+
+    def offer(self, key: str, url: str, *, hint: str = "", refusal: str = "") -> ActionOffer:
+        """The button for one object; ``hint`` replaces the usual one when it says more."""
+        return ActionOffer(
+            key=key,
+            label=self.label,
+            icon=self.icon,
+            url=url,
+            hint=hint or self.hint,
+            refusal=refusal,
+            dialog=self.dialog,
+            danger=self.danger,
+        )
 
 
 def create_refusal(tenant: Tenant, access: TenantAccess) -> str:
@@ -283,3 +433,264 @@ class LivePanelView(TenantView):
             patch_vary_headers(response, ("HX-Request", "HX-Target"))
             return response
         return super().get(request, *args, **kwargs)
+
+
+# --- The pages of one kind of object ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ObjectKind:
+    """A kind of tenant object as its pages name it (templates get it as ``kind``).
+
+    Its URL names and the ids of its live frames follow one pattern, ``<prefix>-<what>``
+    (``named``): ``cluster-list``, ``cluster-detail``, ``cluster-results``, ``vm-panel``...
+    The live channel says ``<prefix>.changed`` when one changes (``portal:vm.changed``).
+    """
+
+    prefix: str  # "cluster", "vm"
+    noun: str  # "cluster", "virtual machine"
+    plural: str  # "clusters", "virtual machines"
+    icon: str
+    states: StateStyles
+    #: How a new one comes to life, in words: "watch it come up", "watch it boot".
+    coming_up: str = "come up"
+
+    def named(self, what: str) -> str:
+        return f"{self.prefix}-{what}"
+
+    @property
+    def badge_id(self) -> str:
+        """The page header's badge, which a panel reload replaces out of band."""
+        return self.named(self.states.field)
+
+
+class NamedObject(Protocol):
+    """A tenant's object as the shared pages use it (a cluster, a VM)."""
+
+    pk: Any
+    # A model's field is not yet ``str`` to the type checker where a view class names it.
+    name: Any
+
+
+ModelT = TypeVar("ModelT", bound=NamedObject)
+
+
+class ObjectKindView(TenantView):
+    """A page about the tenant's objects of one ``kind``."""
+
+    kind: ClassVar[ObjectKind]
+
+    def objects(self) -> QuerySet[Any]:
+        """The tenant's objects of this kind that the caller may act on with
+        ``required_action`` (the app's scoping selector)."""
+        raise NotImplementedError
+
+    def rows(self, objects: Iterable[Any]) -> list[ObjectRow]:
+        """``objects`` as the rows of a list (or of the dashboard card)."""
+        raise NotImplementedError
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context = super().get_context_data(**kwargs)
+        context["kind"] = self.kind
+        return context
+
+
+class ObjectListView(ObjectKindView):
+    """``/t/<slug>/<kind>/``: the table (searched and filtered on the server, paginated) and
+    the quota left for new objects, each a frame reloading itself on its own event."""
+
+    filter_form: ClassVar[type[ObjectFilterForm]]
+    per_page: ClassVar[int] = 25
+
+    def capacity(self) -> list[QuotaUsage]:
+        """The quota a new object draws on."""
+        raise NotImplementedError
+
+    def list_params(self) -> QueryDict:
+        """The search, filter and page to show."""
+        return self.request.GET
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context = super().get_context_data(**kwargs)
+        target = htmx_target(self.request)
+        if target != self.kind.named("results"):
+            context.update(
+                capacity=self.capacity(),
+                create_refusal=create_refusal(self.tenant, self.access),
+            )
+        if target != self.kind.named("capacity"):
+            context.update(self.results())
+        return context
+
+    def results(self) -> dict[str, Any]:
+        """One page of the objects, as the list's parameters narrow them."""
+        params = self.list_params()
+        filters = self.filter_form(params)
+        term, state = filters.narrowing()
+        objects = self.objects()
+        if term:
+            objects = objects.filter(name__icontains=term)
+        if state:
+            objects = objects.filter(**{filters.state_field: state})
+        page = Paginator(objects.order_by("name", "id"), self.per_page).get_page(params.get("page"))
+        return {
+            "filter_form": filters,
+            "page": page,
+            "rows": self.rows(page.object_list),
+            "filtered": bool(term or state),
+        }
+
+
+class ObjectSummaryView(ObjectKindView):
+    """The kind's card on the tenant dashboard (a fragment it loads and reloads live): counts
+    by group of states, and the latest changes."""
+
+    recent_rows: ClassVar[int] = 5
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context = super().get_context_data(**kwargs)
+        objects = self.objects()
+        field = self.kind.states.field
+        by_state = dict(
+            objects.order_by()
+            .values_list(field)
+            .annotate(count=Count("id"))
+            .values_list(field, "count")
+        )
+        counts = [
+            (group, sum(by_state.get(state, 0) for state in group.states))
+            for group in self.kind.states.groups
+        ]
+        recent = objects.order_by("-updated_at", "-id")[: self.recent_rows]
+        context.update(
+            total=sum(by_state.values()),
+            counts=counts,
+            recent=self.rows(recent),
+            create_refusal=create_refusal(self.tenant, self.access),
+        )
+        return context
+
+
+#: The frame of a create form's quota preview.
+QUOTA_PREVIEW = "quota-preview"
+
+
+class ObjectCreateView(ObjectKindView, Generic[ModelT]):
+    """``/t/<slug>/<kind>/new/``: the form, its live quota preview (GET aimed at
+    ``#quota-preview``, with the form's preview inputs) and the request itself (POST).
+
+    GET requests aimed at ``refreshed_frames`` carry the form's values, which come back as
+    typed; the others start from the catalog's defaults.
+    """
+
+    required_action = Action.OPERATE
+    refreshed_frames: ClassVar[frozenset[str]] = frozenset({QUOTA_PREVIEW})
+
+    def make_form(self, data: QueryDict | None) -> PreviewedForm[Any]:
+        raise NotImplementedError
+
+    def catalog_ready(self) -> bool:
+        """Whether the catalog offers everything a request needs."""
+        raise NotImplementedError
+
+    def preview(self, spec: Any) -> PreviewView:
+        """The quota preview of ``spec`` in this tenant."""
+        raise NotImplementedError
+
+    def create(self, actor: Actor, spec: Any) -> ModelT:
+        """Call the app's create service (its refusals are ValidationErrors by field)."""
+        raise NotImplementedError
+
+    def created_message(self, created: ModelT) -> str:
+        return f"{self.kind.noun.capitalize()} {created.name} was requested."
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context = super().get_context_data(**kwargs)
+        if "form" not in context:
+            refreshing = htmx_target(self.request) in self.refreshed_frames
+            context["form"] = self.make_form(self.request.GET if refreshing else None)
+        form: PreviewedForm[Any] = context["form"]
+        spec = form.preview_spec()
+        context.update(
+            preview=self.preview(spec) if spec else None,
+            invalid_quota_inputs=form.invalid_quota_inputs,
+            catalog_ready=self.catalog_ready(),
+        )
+        return context
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        form = self.make_form(request.POST)
+        if form.is_valid():
+            try:
+                created = self.create(Actor.from_request(request), form.spec())
+            except ValidationError as error:
+                apply_service_error(form, error)
+            else:
+                messages.success(request, self.created_message(created))
+                url = reverse(self.kind.named("detail"), args=[self.tenant.slug, created.pk])
+                return redirect_after_post(request, url)
+        # Everything typed comes back, with each refusal on the field to change.
+        return self.render_to_response(self.get_context_data(form=form))
+
+
+class ObjectView(ObjectKindView, Generic[ModelT]):
+    """A page about one object of the tenant in the URL, which templates get as ``object``
+    and by its kind's prefix (``cluster``, ``vm``).
+
+    It is looked up among those the caller may act on with ``required_action``
+    (``objects``): another tenant's object is a 404 like a missing one.
+    """
+
+    @cached_property
+    def object(self) -> ModelT:
+        found: ModelT = get_object_or_404(self.objects(), pk=self.kwargs["pk"])
+        return found
+
+    def detail_url(self) -> str:
+        return reverse(self.kind.named("detail"), args=[self.tenant.slug, self.kwargs["pk"]])
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context = super().get_context_data(**kwargs)
+        context.update({"object": self.object, self.kind.prefix: self.object})
+        return context
+
+
+class ObjectDetailView(ObjectView[ModelT], LivePanelView):
+    """``/t/<slug>/<kind>/<pk>/`` (``layouts/object_detail.html``): the panel reloads on the
+    object's live events, and says so when the object is gone."""
+
+    def live_object(self) -> ModelT:
+        return self.object
+
+
+class ObjectActionView(ObjectView[ModelT], ConfirmActionView):
+    """A dialog acting on one object, for the tenant's members and admins."""
+
+    required_action = Action.OPERATE
+
+    @property
+    def actor(self) -> Actor:
+        return Actor.from_request(self.request)
+
+
+class ObjectDeleteView(ObjectActionView[ModelT]):
+    """The deletion of one object, confirmed by typing its name."""
+
+    @cached_property
+    def form(self) -> TypedNameForm:
+        return TypedNameForm(self.submitted_data(), name=self.object.name)
+
+    def get_form(self) -> TypedNameForm:
+        return self.form
+
+    def delete(self, confirm_name: str) -> bool:
+        """Call the app's delete service; True when the object is gone already."""
+        raise NotImplementedError
+
+    def perform(self) -> str:
+        said = f"{self.kind.noun.capitalize()} {self.object.name}"
+        if self.delete(self.form.cleaned_data["confirm_name"]):
+            messages.success(self.request, f"{said} was deleted.")
+            return reverse(self.kind.named("list"), args=[self.tenant.slug])
+        messages.success(self.request, f"{said} is being deleted.")
+        return self.detail_url()

@@ -70,7 +70,7 @@ def test_a_member_creates_a_cluster_and_watches_it_come_up_live(
     ).to_be_visible()
     expect(page.locator(".timeline-step:not(.is-done)")).to_have_count(0)
     expect(page.get_by_role("progressbar")).to_have_count(0)
-    expect(page.locator(".cluster-reason")).to_contain_text("Running: the API server answers at")
+    expect(page.locator(".object-reason")).to_contain_text("Running: the API server answers at")
     assert page.evaluate("window.__marker") == "the same page"
     snapshot(page, "ready")
 

@@ -80,7 +80,7 @@ def test_a_member_creates_a_vm_watches_it_boot_uses_its_console_and_stops_it(
     snapshot(page, "importing")
     state = page.locator("#vm-state")
     expect(state).to_have_attribute("data-state", "running", timeout=READY_TIMEOUT_MS)
-    expect(page.locator(".cluster-reason")).to_contain_text(IP_ADDRESS, timeout=READY_TIMEOUT_MS)
+    expect(page.locator(".object-reason")).to_contain_text(IP_ADDRESS, timeout=READY_TIMEOUT_MS)
     facts = page.locator(".vm-facts")
     expect(facts).to_contain_text(IP_ADDRESS)
     expect(page.locator('[data-action="start"]')).to_have_count(0)  # it runs already

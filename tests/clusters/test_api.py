@@ -6,23 +6,25 @@ import itertools
 from typing import Any
 
 import pytest
-from django.db import models
 from django.urls import reverse
-from rest_framework.test import APIClient
 
 from clusters.models import Cluster, ClusterAddon, InstanceType, KubernetesVersion
 from tenants.models import AuditEvent, Tenant, User
 from tenants.selectors import quota_used
-from tests.api_mixin import ACME_TENANT_VIEWERS, PERSONAS, APIEndpointTests, Operation
+from tests.api_mixin import (
+    TENANT_WRITE_OUTCOMES,
+    CatalogEndpointTests,
+    TenantResourceEndpointTests,
+    check_deleting_needs_the_typed_name,
+    listed_names,
+    write_outcomes,
+)
 from tests.clusters.conftest import ensure_catalog, make_cluster_row, make_ready, version
 from tests.conftest import api_client_for, make_tenant
 
 pytestmark = pytest.mark.usefixtures("catalog")
 
 numbers = itertools.count(1)
-EVERYONE = frozenset(PERSONAS)
-OPERATORS = frozenset({"oscar"})
-CLUSTER_WRITERS = frozenset({"alice", "bob", "oscar"})
 
 
 def cluster_url(cluster: Cluster, action: str | None = None) -> str:
@@ -34,10 +36,8 @@ def cluster_url(cluster: Cluster, action: str | None = None) -> str:
 # --- Clusters -------------------------------------------------------------------------------
 
 
-class TestClusterEndpoint(APIEndpointTests):
+class TestClusterEndpoint(TenantResourceEndpointTests):
     basename = "cluster"
-    viewers = ACME_TENANT_VIEWERS
-    creators = deleters = CLUSTER_WRITERS
     max_list_queries = 6
 
     def make_object(self, tenant: Tenant) -> Cluster:
@@ -46,15 +46,6 @@ class TestClusterEndpoint(APIEndpointTests):
 
     def create_payload(self) -> dict[str, Any]:
         return {"tenant": "acme", "name": f"new-{next(numbers)}", "worker_count": 1}
-
-    def perform(self, client: APIClient, operation: Operation) -> Any:
-        if operation == "delete":
-            cluster = self.acme_object
-            assert isinstance(cluster, Cluster)
-            return client.delete(
-                self.detail_url(cluster), {"confirm_name": cluster.name}, format="json"
-            )
-        return super().perform(client, operation)
 
 
 def test_create_fills_in_the_catalog_defaults_and_answers_with_the_timeline(bob: User) -> None:
@@ -129,27 +120,18 @@ def test_the_list_filters_by_tenant_and_phase(oscar: User, acme: Tenant, globex:
     make_ready(make_cluster_row(acme, name="ready"))
     make_cluster_row(acme, name="pending")
     make_cluster_row(globex, name="theirs")
+    url = reverse("api:cluster-list")
 
-    def names(**filters: str) -> list[str]:
-        response = api_client_for(oscar).get(reverse("api:cluster-list"), filters)
-        return sorted(row["name"] for row in response.data["results"])
-
-    assert names(tenant="acme") == ["pending", "ready"]
-    assert names(phase="ready") == ["ready"]
-    assert names(tenant="globex", phase="pending") == ["theirs"]
+    assert listed_names(oscar, url, tenant="acme") == ["pending", "ready"]
+    assert listed_names(oscar, url, phase="ready") == ["ready"]
+    assert listed_names(oscar, url, tenant="globex", phase="pending") == ["theirs"]
 
 
 def test_deleting_needs_the_name_in_the_body_or_the_query(bob: User, acme: Tenant) -> None:
     cluster = make_cluster_row(acme, name="web")
-    client = api_client_for(bob)
 
-    wrong = client.delete(cluster_url(cluster), {"confirm_name": "nope"}, format="json")
-    missing = client.delete(cluster_url(cluster))
-    by_query = client.delete(cluster_url(cluster) + "?confirm_name=web")
+    check_deleting_needs_the_typed_name(bob, cluster_url(cluster), "web")
 
-    assert (wrong.status_code, missing.status_code) == (400, 400)
-    assert set(wrong.data) == set(missing.data) == {"confirm_name"}
-    assert by_query.status_code == 204
     assert not Cluster.objects.filter(pk=cluster.pk).exists()
 
 
@@ -177,27 +159,11 @@ ACTIONS: list[tuple[str, dict[str, Any]]] = [
 def test_day_two_actions_are_for_members_admins_and_operators(
     personas: dict[str, User], acme: Tenant, action: str, payload: dict[str, Any]
 ) -> None:
-    from tests.api_mixin import rolled_back
-
     cluster = make_ready(make_cluster_row(acme, name="web"))
-    url = cluster_url(cluster, action)
 
-    outcomes = {}
-    for name, user in personas.items():
-        with rolled_back():
-            before = AuditEvent.objects.count()
-            response = api_client_for(user).post(url, payload, format="json")
-            audited = AuditEvent.objects.count() > before
-            outcomes[name] = (response.status_code, audited)
-    assert outcomes == {
-        "alice": (200, True),
-        "bob": (200, True),
-        "carol": (403, False),
-        "gina": (404, False),
-        "oscar": (200, True),
-        "audrey": (403, False),
-        "nobody": (404, False),
-    }
+    outcomes = write_outcomes(personas, cluster_url(cluster, action), payload)
+
+    assert outcomes == TENANT_WRITE_OUTCOMES
 
 
 def test_actions_answer_with_the_changed_cluster(bob: User, acme: Tenant) -> None:
@@ -245,19 +211,6 @@ def test_actions_on_a_failed_cluster(bob: User, acme: Tenant) -> None:
 
 
 # --- Catalog --------------------------------------------------------------------------------
-
-
-class CatalogEndpointTests(APIEndpointTests):
-    """Everyone signed in reads the catalog; only operators add to it or change it."""
-
-    viewers = globex_viewers = EVERYONE
-    creators = updaters = OPERATORS
-
-    def create_denied_status(self, persona: str) -> int:
-        return 403
-
-    def make_object(self, tenant: Tenant) -> models.Model:
-        raise NotImplementedError
 
 
 class TestKubernetesVersionEndpoint(CatalogEndpointTests):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from butler_portal.lifecycle import plain
 from clusters.lifecycle import (
     DEGRADED,
     DELETING,
@@ -18,7 +19,6 @@ from clusters.lifecycle import (
     Desired,
     Picture,
     derive,
-    plain,
     read_helm_release,
     read_machine,
     read_tenant_control_plane,

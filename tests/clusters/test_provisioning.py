@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import time
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from butler_portal.kube.adapter import KubeClient
-from butler_portal.kube.errors import Invalid, NotFound
+from butler_portal.kube.adapter import KubeClient, Manifest
+from butler_portal.kube.errors import NotFound
 from clusters.manifests import PORTAL_KINDS
 from clusters.models import Cluster
 from clusters.seed import seed_catalog
@@ -18,8 +16,13 @@ from clusters.services import cluster_delete, cluster_retry, cluster_scale
 from tenants.audit import Actor
 from tenants.models import AuditEvent, LoadBalancerRange, Tenant, User
 from tenants.selectors import quota_used
-from tenants.services import tenant_create
 from tests.clusters.conftest import request
+from tests.provisioning_support import (
+    admission_policy,
+    onboarded_tenant,
+    stray_object,
+    wait_until_policy,
+)
 
 pytestmark = [pytest.mark.k8s, pytest.mark.django_db(transaction=True)]
 
@@ -42,8 +45,7 @@ def operator() -> User:
 def tenant(portal_k8s: KubeClient, address_space: LoadBalancerRange, operator: User) -> Tenant:
     """A tenant onboarded for real: its namespace, quota and network exist in Kubernetes."""
     seed_catalog()
-    slug = f"prov-{uuid.uuid4().hex[:6]}"
-    return tenant_create(actor=Actor(operator), slug=slug, name=slug, limits=LIMITS)
+    return onboarded_tenant(operator, "prov", LIMITS)
 
 
 def objects_of(client: KubeClient, tenant: Tenant, cluster: str) -> dict[str, list[str]]:
@@ -85,64 +87,12 @@ def test_a_request_applies_every_object_labelled_in_the_tenant_namespace(
     assert deployment["spec"]["replicas"] == 4
 
 
-@pytest.fixture
-def worker_limit(portal_k8s: KubeClient, tenant: Tenant) -> Iterator[None]:
-    """An admission policy of the management cluster: at most 3 workers per pool.
-
-    Kubernetes itself then refuses a bigger cluster with a 422, as it would for any policy
-    or schema rule the portal's own checks do not know about.
-    """
-    name = f"max-workers-{tenant.slug}"
-    policy = {
-        "apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": "ValidatingAdmissionPolicy",
-        "metadata": {"name": name},
-        "spec": {
-            "failurePolicy": "Fail",
-            "matchConstraints": {
-                "resourceRules": [
-                    {
-                        "apiGroups": ["cluster.x-k8s.io"],
-                        "apiVersions": ["*"],
-                        "operations": ["CREATE", "UPDATE"],
-                        "resources": ["machinedeployments"],
-                    }
-                ]
-            },
-            "validations": [
-                {
-                    "expression": "object.spec.replicas <= 3",
-                    "message": "at most 3 workers per pool here",
-                }
-            ],
-        },
-    }
-    binding = {
-        "apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": "ValidatingAdmissionPolicyBinding",
-        "metadata": {"name": name},
-        "spec": {
-            "policyName": name,
-            "validationActions": ["Deny"],
-            "matchResources": {
-                "namespaceSelector": {"matchLabels": {"butler.io/tenant": tenant.slug}}
-            },
-        },
-    }
-    portal_k8s.apply(policy)
-    portal_k8s.apply(binding)
-    _wait_until_policy(portal_k8s, f"tenant-{tenant.slug}", enforced=True)
-    yield
-    portal_k8s.delete_manifest(binding)
-    portal_k8s.delete_manifest(policy)
-
-
-def _wait_until_policy(client: KubeClient, namespace: str, *, enforced: bool) -> None:
-    """Policies take effect a moment after they are written: probe until they (no longer) bite."""
-    probe: dict[str, Any] = {
+def _too_many_workers(tenant: Tenant) -> dict[str, Any]:
+    """A MachineDeployment the worker limit refuses (it probes whether the policy bites)."""
+    return {
         "apiVersion": "cluster.x-k8s.io/v1beta2",
         "kind": "MachineDeployment",
-        "metadata": {"name": "policy-probe", "namespace": namespace},
+        "metadata": {"name": "policy-probe", "namespace": f"tenant-{tenant.slug}"},
         "spec": {
             "clusterName": "probe",
             "replicas": 9,
@@ -157,23 +107,24 @@ def _wait_until_policy(client: KubeClient, namespace: str, *, enforced: bool) ->
             },
         },
     }
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            client.apply(probe)
-        except Invalid:
-            if enforced:
-                return
-        else:
-            client.delete_manifest(probe)
-            if not enforced:
-                return
-        time.sleep(0.2)
-    raise AssertionError(f"the admission policy did not {'start' if enforced else 'stop'} biting")
+
+
+@pytest.fixture
+def worker_limit(portal_k8s: KubeClient, tenant: Tenant) -> Iterator[Manifest]:
+    """At most 3 workers per pool in the tenant's namespace; yields the policy's binding."""
+    with admission_policy(
+        portal_k8s,
+        tenant,
+        resource="cluster.x-k8s.io/machinedeployments",
+        expression="object.spec.replicas <= 3",
+        message="at most 3 workers per pool here",
+    ) as binding:
+        wait_until_policy(portal_k8s, _too_many_workers(tenant), enforced=True)
+        yield binding
 
 
 def test_kubernetes_refusing_an_object_fails_the_cluster_with_its_words_and_frees_the_quota(
-    portal_k8s: KubeClient, tenant: Tenant, operator: User, worker_limit: None
+    portal_k8s: KubeClient, tenant: Tenant, operator: User, worker_limit: Manifest
 ) -> None:
     cluster = request(tenant, operator, "big", worker_count=5)
 
@@ -188,13 +139,8 @@ def test_kubernetes_refusing_an_object_fails_the_cluster_with_its_words_and_free
     assert failure.changes == {"reason": cluster.phase_reason}
 
     # Once the policy is gone, a retry takes the quota again and goes through.
-    binding = {
-        "apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": "ValidatingAdmissionPolicyBinding",
-        "metadata": {"name": f"max-workers-{tenant.slug}"},
-    }
-    portal_k8s.delete_manifest(binding)
-    _wait_until_policy(portal_k8s, f"tenant-{tenant.slug}", enforced=False)
+    portal_k8s.delete_manifest(worker_limit)
+    wait_until_policy(portal_k8s, _too_many_workers(tenant), enforced=False)
     cluster_retry(actor=Actor(operator), cluster=cluster)
     cluster.refresh_from_db()
     assert (cluster.phase, cluster.apply_error) == (Cluster.Phase.PROVISIONING, "")
@@ -249,20 +195,14 @@ def test_the_reconcile_puts_back_what_went_missing_and_reports_orphans(
     request(tenant, operator, "kept")
     namespace = f"tenant-{tenant.slug}"
     portal_k8s.delete("cluster.x-k8s.io/v1beta2", "MachineDeployment", "kept-md-0", namespace)
-    stray = {
-        "apiVersion": "infrastructure.cluster.x-k8s.io/v1alpha1",
-        "kind": "KubevirtCluster",
-        "metadata": {
-            "name": "forgotten",
-            "namespace": namespace,
-            "labels": {
-                "app.kubernetes.io/managed-by": "butler-portal",
-                "butler.io/tenant": tenant.slug,
-                "butler.io/cluster": "forgotten",
-            },
-        },
-        "spec": {},
-    }
+    stray = stray_object(
+        "infrastructure.cluster.x-k8s.io/v1alpha1",
+        "KubevirtCluster",
+        "forgotten",
+        tenant,
+        {"butler.io/cluster": "forgotten"},
+        spec={},
+    )
     portal_k8s.apply(stray)
 
     report = drift_report(portal_k8s, drift_checks()).as_dict()

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 from django.core.exceptions import ValidationError
-from django.db import connection, connections
 
 from clusters.models import Cluster, ClusterStep
 from clusters.provisioning import cluster_fail
@@ -37,6 +35,7 @@ from tests.clusters.conftest import (
     spec,
     version,
 )
+from tests.concurrency import race
 from tests.conftest import make_tenant
 from tests.vms.conftest import ensure_vm_catalog, make_vm_row
 
@@ -247,75 +246,31 @@ def test_a_suspended_tenant_gets_no_new_cluster_and_can_only_give_back(
 
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_requests_never_exceed_the_cluster_quota() -> None:
-    """Twelve threads, each on its own connection, race for a quota of three clusters."""
-    if connection.vendor != "postgresql":
-        pytest.fail("The concurrency guarantee is tested on Postgres; set DATABASE_URL.")
+    """Twelve requests at once race for a quota of three clusters."""
     from clusters.seed import seed_catalog
 
     seed_catalog()
     tenant = make_tenant("race", "Race Ltd", clusters=3)
     user = User.objects.create(username="racer")
-    start = threading.Barrier(12)
-    outcomes: list[str] = []
-    lock = threading.Lock()
 
-    def attempt(number: int) -> None:
-        try:
-            start.wait()
-            try:
-                request(tenant, user, f"race-{number}", worker_count=1)
-                outcome = "created"
-            except ValidationError as error:
-                outcome = ",".join(error.message_dict)
-            with lock:
-                outcomes.append(outcome)
-        finally:
-            connections.close_all()
+    outcomes = race(12, lambda number: request(tenant, user, f"race-{number}", worker_count=1))
 
-    threads = [threading.Thread(target=attempt, args=(n,)) for n in range(12)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-
-    assert sorted(outcomes) == ["__all__"] * 9 + ["created"] * 3
+    assert outcomes == ["__all__"] * 9 + ["created"] * 3
     assert Cluster.objects.filter(tenant=tenant).count() == 3
     assert quota_used(tenant)["clusters"] == 3
 
 
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_requests_for_one_name_create_one_cluster() -> None:
-    if connection.vendor != "postgresql":
-        pytest.fail("The concurrency guarantee is tested on Postgres; set DATABASE_URL.")
     from clusters.seed import seed_catalog
 
     seed_catalog()
     tenant = make_tenant("twins", "Twins Ltd", clusters=10)
     user = User.objects.create(username="twin")
-    start = threading.Barrier(6)
-    outcomes: list[str] = []
-    lock = threading.Lock()
 
-    def attempt() -> None:
-        try:
-            start.wait()
-            try:
-                request(tenant, user, "same", worker_count=1)
-                outcome = "created"
-            except ValidationError as error:
-                outcome = ",".join(error.message_dict)
-            with lock:
-                outcomes.append(outcome)
-        finally:
-            connections.close_all()
+    outcomes = race(6, lambda _: request(tenant, user, "same", worker_count=1))
 
-    threads = [threading.Thread(target=attempt) for _ in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-
-    assert sorted(outcomes) == ["created"] + ["name"] * 5
+    assert outcomes == ["created"] + ["name"] * 5
     assert quota_used(tenant)["clusters"] == 1
 
 

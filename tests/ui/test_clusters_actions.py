@@ -16,7 +16,6 @@ import pytest
 import yaml
 from cryptography import x509
 from cryptography.x509.oid import NameOID
-from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
@@ -26,7 +25,6 @@ from clusters.models import Cluster, KubernetesVersion
 from clusters.provisioning import cluster_fail
 from tenants.models import AuditEvent, Tenant, User
 from tests.clusters.conftest import (
-    ensure_catalog,
     kamaji_control_plane,
     make_cluster_row,
     make_ready,
@@ -35,14 +33,9 @@ from tests.clusters.conftest import (
 )
 from tests.clusters.test_kubeconfig import kubeadm_style_ca, running_cluster, store_ca
 from tests.conftest import browser_client_for
-from tests.ui.conftest import htmx
+from tests.ui.conftest import check_dialog_and_page, csrf_checking_client, errors_of, htmx
 
 pytestmark = pytest.mark.usefixtures("catalog")
-
-
-@pytest.fixture
-def catalog(db: None) -> None:
-    ensure_catalog()
 
 
 def acme_url(name: str, cluster: Cluster) -> str:
@@ -52,23 +45,6 @@ def acme_url(name: str, cluster: Cluster) -> str:
 def ready(tenant: Tenant, user: User, name: str = "web", **fields: Any) -> Cluster:
     """A cluster requested through the service (its quota reserved) and reported Ready."""
     return make_ready(request(tenant, user, name, **fields))
-
-
-def errors_of(text: str) -> dict[str, list[str]]:
-    """Field errors and form-wide errors of a rendered dialog."""
-    found: dict[str, list[str]] = {
-        name: re.findall(r"<span>([^<]+)</span>", items)
-        for name, items in re.findall(
-            r'<ul class="field-errors" id="id_(\w+)_error">(.*?)</ul>', text, re.S
-        )
-    }
-    form_wide = re.search(r'<div class="form-errors" role="alert">.*?<ul>(.*?)</ul>', text, re.S)
-    if form_wide:
-        found["__all__"] = re.findall(r"<li>([^<]+)</li>", form_wide.group(1))
-    return {
-        key: [message.replace("&#x27;", "'") for message in messages]
-        for key, messages in found.items()
-    }
 
 
 # --- Who may act ------------------------------------------------------------------------------
@@ -108,12 +84,7 @@ def test_a_viewer_posting_to_delete_is_refused_and_the_cluster_stays(
 
 def test_csrf_is_enforced_on_actions_and_on_creating(bob: User, acme: Tenant) -> None:
     cluster = ready(acme, bob)
-    client = Client(enforce_csrf_checks=True)
-    client.force_login(bob)
-    page = client.get(acme_url("cluster-detail", cluster)).content.decode()
-    header = re.search(r'hx-headers=\'\{"X-CSRFToken": "([^"]+)"\}\'', page)
-    assert header is not None
-    token = header.group(1)
+    client, token = csrf_checking_client(bob, acme_url("cluster-detail", cluster))
 
     assert client.post(acme_url("cluster-hibernate", cluster)).status_code == 403
     assert client.post(reverse("cluster-create", args=["acme"]), {"name": "x"}).status_code == 403
@@ -134,15 +105,8 @@ def test_csrf_is_enforced_on_actions_and_on_creating(bob: User, acme: Tenant) ->
 
 def test_actions_open_as_dialogs_for_htmx_and_as_pages_without_it(bob: User, acme: Tenant) -> None:
     cluster = ready(acme, bob)
-    client = browser_client_for(bob)
-    dialog = client.get(acme_url("cluster-hibernate", cluster), headers=htmx("modal-body"))
-    text = dialog.content.decode()
-    assert "<html" not in text
-    assert '<h2 id="modal-title">Hibernate web?</h2>' in text
-    assert f'hx-post="{acme_url("cluster-hibernate", cluster)}" hx-target="#modal-body"' in text
-    page = client.get(acme_url("cluster-hibernate", cluster)).content.decode()
-    assert "<html" in page
-    assert '<h2 id="modal-title">Hibernate web?</h2>' in page
+    url = acme_url("cluster-hibernate", cluster)
+    check_dialog_and_page(browser_client_for(bob), url, "Hibernate web?")
 
 
 def test_hibernate_wake_and_protection_change_the_cluster_and_the_log(

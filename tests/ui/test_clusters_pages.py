@@ -20,7 +20,6 @@ from clusters.services import cluster_delete
 from tenants.audit import Actor
 from tenants.models import Quota, Tenant, User
 from tests.clusters.conftest import (
-    ensure_catalog,
     kamaji_control_plane,
     make_cluster_row,
     make_ready,
@@ -28,38 +27,27 @@ from tests.clusters.conftest import (
     request,
 )
 from tests.conftest import browser_client_for
-from tests.ui.conftest import htmx, queries_for_get
-
-EVERYONE = ("alice", "bob", "carol", "gina", "oscar", "audrey", "nobody")
-READERS = {"alice": 200, "bob": 200, "carol": 200, "oscar": 200, "audrey": 200}
-OPERATORS = {"alice": 200, "bob": 200, "oscar": 200, "carol": 403, "audrey": 403}
-
-
-@pytest.fixture
-def catalog(db: None) -> None:
-    ensure_catalog()
-
-
-def acme_url(name: str, *args: Any) -> str:
-    return reverse(name, args=["acme", *args])
-
-
-def expected(allowed: dict[str, int]) -> dict[str, int]:
-    """Everyone not listed is outside acme: the tenant does not exist for them (404)."""
-    return {name: allowed.get(name, 404) for name in EVERYONE}
-
-
-def statuses(personas: dict[str, User], url: str, **headers: str) -> dict[str, int]:
-    return {
-        name: browser_client_for(personas[name]).get(url, headers=headers).status_code
-        for name in EVERYONE
-    }
-
-
-def page_text(user: User, url: str, **headers: str) -> str:
-    response = browser_client_for(user).get(url, headers=headers)
-    assert response.status_code == 200, response.status_code
-    return response.content.decode()
+from tests.ui.conftest import (
+    OPERATORS,
+    READERS,
+    acme_url,
+    action_row,
+    activity_of,
+    errors_of,
+    expected,
+    facts_of,
+    htmx,
+    listed_names,
+    offered,
+    page_text,
+    preview_amounts,
+    queries_for_get,
+    row_of,
+    statuses,
+    summary_counts,
+    summary_names,
+    timeline_steps,
+)
 
 
 def provisioning(cluster: Cluster) -> Cluster:
@@ -185,14 +173,7 @@ def test_the_dashboard_card_loads_its_summary_and_reloads_on_cluster_events(
 
     summary = page_text(carol, acme_url("cluster-summary"), **htmx("cluster-summary"))
     assert "<html" not in summary
-    counts = {
-        label: int(value)
-        for value, label in re.findall(
-            r'<span class="summary-value">(\d+)</span><span class="summary-label">([^<]+)</span>',
-            summary,
-        )
-    }
-    assert counts == {
+    assert summary_counts(summary) == {
         "Clusters": 3,
         "Ready": 1,
         "In progress": 1,
@@ -200,7 +181,7 @@ def test_the_dashboard_card_loads_its_summary_and_reloads_on_cluster_events(
         "Hibernated": 0,
     }
     # The latest change first.
-    assert re.findall(r'<a class="summary-name" href="[^"]+">([^<]+)</a>', summary) == [
+    assert summary_names(summary) == [
         "batch",
         "api",
         "web",
@@ -244,13 +225,13 @@ def test_rows_show_phase_version_workers_and_endpoint_and_spin_while_moving(
     moving = provisioning(make_cluster_row(acme, name="api", deletion_protection=True))
 
     text = page_text(bob, acme_url("cluster-list"))
-    web_row = row_of(text, ready)
+    web_row = row_of(text, f"cluster-row-{ready.pk}")
     assert '<span class="badge badge-green" data-phase="ready">Ready</span>' in web_row
     assert '<span class="mono">v1.35.4</span>' in web_row
     assert '<strong>2</strong><span class="muted"> / 2</span>' in web_row
     assert '<span class="mono">192.0.2.10:6443</span>' in web_row
     assert "spinner" not in web_row
-    api_row = row_of(text, moving)
+    api_row = row_of(text, f"cluster-row-{moving.pk}")
     assert (
         '<span class="badge badge-blue" data-phase="provisioning">'
         '<span class="spinner" aria-hidden="true"></span>Provisioning</span>'
@@ -258,13 +239,7 @@ def test_rows_show_phase_version_workers_and_endpoint_and_spin_while_moving(
     assert moving.phase_reason
     assert moving.phase_reason in api_row
     assert "deletion protection on" in api_row
-    assert text.index(row_of(text, moving)) < text.index(web_row)  # by name
-
-
-def row_of(text: str, cluster: Cluster) -> str:
-    match = re.search(rf'<tr id="cluster-row-{cluster.pk}".*?</tr>', text, re.S)
-    assert match, f"no row for {cluster.name}"
-    return match.group(0)
+    assert text.index(api_row) < text.index(web_row)  # by name
 
 
 @pytest.mark.usefixtures("catalog")
@@ -281,7 +256,7 @@ def test_the_table_reloads_itself_on_cluster_events_and_keeps_the_page(
         make_cluster_row(acme, name=f"c{number:02d}")
     fragment = page_text(carol, acme_url("cluster-list") + "?page=2", **htmx("cluster-results"))
     assert "<html" not in fragment
-    assert re.findall(r'<a class="cell-main cell-link"[^>]*>([^<]+)</a>', fragment) == [
+    assert listed_names(fragment) == [
         "c25",
         "c26",
         "c27",
@@ -300,7 +275,7 @@ def test_search_and_phase_filter_narrow_the_list_on_the_server(carol: User, acme
 
     def names(query: str) -> list[str]:
         fragment = page_text(carol, acme_url("cluster-list") + query, **htmx("cluster-results"))
-        return re.findall(r'<a class="cell-main cell-link"[^>]*>([^<]+)</a>', fragment)
+        return listed_names(fragment)
 
     assert names("?q=web") == ["web-prod", "web-test"]
     assert names("?q=web&phase=ready") == ["web-prod"]
@@ -444,7 +419,7 @@ def test_bad_input_comes_back_on_its_fields_with_everything_typed_kept(
     text = response.content.decode()
     assert response.status_code == 200
     assert "<html" not in text  # the form's inside, swapped in place
-    assert field_errors(text) == {
+    assert errors_of(text) == {
         "name": [
             "Use lowercase letters, digits and hyphens, starting with a letter and not ending "
             "with a hyphen."
@@ -459,19 +434,6 @@ def test_bad_input_comes_back_on_its_fields_with_everything_typed_kept(
     assert not Cluster.objects.exists()
 
 
-def field_errors(text: str) -> dict[str, list[str]]:
-    """Errors under each field, keyed by field name (from the ids Django wires)."""
-    found: dict[str, list[str]] = {}
-    for name, items in re.findall(
-        r'<ul class="field-errors" id="id_(\w+)_error">(.*?)</ul>', text, re.S
-    ):
-        found[name] = re.findall(r"<span>([^<]+)</span>", items)
-    return {
-        name: [message.replace("&#x27;", "'") for message in messages]
-        for name, messages in found.items()
-    }
-
-
 @pytest.mark.usefixtures("catalog")
 def test_a_request_beyond_the_quota_is_refused_on_the_fields_to_change(
     bob: User, acme: Tenant
@@ -483,7 +445,7 @@ def test_a_request_beyond_the_quota_is_refused_on_the_fields_to_change(
         headers=htmx("cluster-form"),
     )
     text = response.content.decode()
-    assert field_errors(text) == {
+    assert errors_of(text) == {
         "worker_count": ["Needs 6 more worker nodes but only 4 of 4 is left in the quota."],
         "worker_disk_gib": [
             "Needs 180 GiB more storage but only 100 GiB of 100 GiB is left in the quota."
@@ -504,9 +466,7 @@ def test_a_taken_name_and_a_suspended_tenant_are_refused_by_the_service(
     request(acme, bob, "web")
     client = browser_client_for(bob)
     taken = client.post(acme_url("cluster-create"), form_values(acme, name="web"))
-    assert field_errors(taken.content.decode()) == {
-        "name": ["acme already has a cluster named web."]
-    }
+    assert errors_of(taken.content.decode()) == {"name": ["acme already has a cluster named web."]}
     Tenant.objects.filter(pk=acme.pk).update(state=Tenant.State.SUSPENDED)
     suspended = client.post(acme_url("cluster-create"), form_values(acme, name="api"))
     assert "Tenant acme is suspended: nothing new can be created." in suspended.content.decode()
@@ -532,14 +492,7 @@ def test_the_preview_follows_the_inputs_and_shows_what_does_not_fit(
         headers=htmx("quota-preview"),
     ).content.decode()
     assert preview.lstrip().startswith('<div class="quota-preview" data-fits="true">')
-    rows = dict(
-        re.findall(
-            r'data-resource="(\w+)">\s*<p class="quota-row-head"><span class="quota-row-label">'
-            r"[^<]+</span><span class=\"quota-row-amount\">\+([^<]+)</span>",
-            preview,
-        )
-    )
-    assert rows == {
+    assert preview_amounts(preview) == {
         "clusters": "1",
         "worker_nodes": "9",
         "vcpu": "18",
@@ -590,7 +543,7 @@ def test_a_provisioning_cluster_shows_its_timeline_progress_and_what_it_waits_fo
 ) -> None:
     cluster = provisioning(make_cluster_row(acme, name="api", worker_count=2))
     text = page_text(bob, acme_url("cluster-detail", cluster.pk))
-    steps = re.findall(r'data-step="([\w-]+)" data-state="(\w+)"', text)
+    steps = timeline_steps(text)
     assert steps[:2] == [("control-plane", "done"), ("endpoint", "active")]
     assert [key for key, _ in steps] == [
         "control-plane",
@@ -623,9 +576,9 @@ def test_a_failed_cluster_says_why_in_plain_words_and_stops_its_timeline(
         reason="Kubernetes rejected KamajiControlPlane api: spec.version: Unsupported value",
     )
     text = page_text(bob, acme_url("cluster-detail", cluster.pk))
-    assert "cluster-status-red" in text
+    assert "object-status-red" in text
     assert (
-        '<p class="cluster-reason"><span>Kubernetes rejected KamajiControlPlane api: '
+        '<p class="object-reason"><span>Kubernetes rejected KamajiControlPlane api: '
         "spec.version: Unsupported value</span></p>"
     ) in text
     assert "timeline-pulse" not in text
@@ -666,13 +619,13 @@ def test_a_ready_cluster_shows_its_facts_and_the_actions_a_member_may_take(
     assert "Running: the API server answers at" in text
     assert '<span class="mono">https://192.0.2.10:6443</span>' in text
     assert "progressbar" not in text
-    facts = dict(re.findall(r"<div><dt>([^<]+)</dt><dd>(.*?)</dd></div>", text))
+    facts = facts_of(text)
     assert facts["Workers"] == "2 of 2 ready"
     assert facts["Worker disk"] == "20 GiB each"
     assert facts["Control plane"] == "2 replicas · running"
     assert facts["Deletion protection"] == "Off"
-    offered = dict(re.findall(r'<li class="action-item" data-action="(\w+)">\s*<(a|div)', text))
-    assert offered == {
+    elements = dict(re.findall(r'<li class="action-item" data-action="(\w+)">\s*<(a|div)', text))
+    assert elements == {
         "kubeconfig": "a",
         "scale": "a",
         "upgrade": "a",
@@ -698,12 +651,6 @@ def test_refused_actions_stay_visible_disabled_with_the_reason(bob: User, acme: 
     assert acme_url("cluster-unprotect", cluster.pk) in action_row(text, "unprotect")
 
 
-def action_row(text: str, action: str) -> str:
-    match = re.search(rf'<li class="action-item" data-action="{action}">.*?</li>', text, re.S)
-    assert match, f"no {action} action"
-    return match.group(0)
-
-
 @pytest.mark.usefixtures("catalog")
 def test_viewers_and_auditors_see_the_cluster_without_any_control(
     carol: User, audrey: User, acme: Tenant
@@ -711,8 +658,7 @@ def test_viewers_and_auditors_see_the_cluster_without_any_control(
     cluster = make_ready(make_cluster_row(acme, name="web"))
     for reader in (carol, audrey):
         text = page_text(reader, acme_url("cluster-detail", cluster.pk))
-        offered = re.findall(r'<li class="action-item" data-action="(\w+)">', text)
-        assert offered == ["kubeconfig"], reader
+        assert offered(text) == ["kubeconfig"], reader
         assert "read-only" in action_row(text, "kubeconfig")
         for action in ("scale", "upgrade", "hibernate", "delete", "protect"):
             assert acme_url(f"cluster-{action}", cluster.pk) not in text
@@ -724,7 +670,7 @@ def test_the_panel_reloads_for_this_clusters_events_only(carol: User, acme: Tena
     cluster = make_cluster_row(acme, name="web")
     text = page_text(carol, acme_url("cluster-detail", cluster.pk))
     assert (
-        f'<div id="cluster-panel" class="cluster-panel" hx-get="{acme_url("cluster-detail", cluster.pk)}" '
+        f'<div id="cluster-panel" class="object-panel" hx-get="{acme_url("cluster-detail", cluster.pk)}" '
         f'hx-trigger="portal:cluster.changed[detail.id=={cluster.pk}] from:body, portal:resync from:body" '
         'hx-swap="innerHTML" hx-sync="this:queue last">'
     ) in text
@@ -765,12 +711,7 @@ def test_the_action_log_tells_who_did_what_in_words(bob: User, acme: Tenant) -> 
     cluster = request(acme, bob, "web", worker_count=2)
     cluster_fail(cluster_id=cluster.pk, reason="It broke")
     text = page_text(bob, acme_url("cluster-detail", cluster.pk))
-    entries = re.findall(
-        r'<li class="activity-item" data-action="(\w+)">.*?<strong>(\w+)</strong> ([^<]+)</span>',
-        text,
-        re.S,
-    )
-    assert entries == [
+    assert activity_of(text) == [
         ("fail", "system", "gave up provisioning"),
         ("create", "bob", "requested the cluster"),
     ]

@@ -12,8 +12,7 @@ from django.urls import reverse
 
 from tenants.models import AuditEvent, User
 from tests.conftest import browser_client_for
-from tests.ui.conftest import htmx
-from tests.ui.test_vm_pages import field_errors
+from tests.ui.conftest import errors_of, htmx
 from tests.vms.conftest import add_key, public_key_line
 from vms.models import SSHKey
 
@@ -106,7 +105,7 @@ def test_an_invalid_key_is_refused_on_its_field_with_what_was_typed(bob: User) -
             headers=htmx("ssh-key-create"),
         )
         text = response.content.decode()
-        assert field_errors(text) == {"public_key": [refusal]}, pasted
+        assert errors_of(text) == {"public_key": [refusal]}, pasted
         assert 'name="name" value="laptop"' in text
         assert "HX-Trigger" not in response
     assert not SSHKey.objects.exists()
@@ -118,11 +117,11 @@ def test_a_second_key_with_the_same_name_or_the_same_key_is_refused(bob: User) -
     same_name = client.post(
         reverse("ssh-key-create"), {"name": "laptop", "public_key": public_key_line()}
     ).content.decode()
-    assert field_errors(same_name) == {"name": ["You already have a key named laptop."]}
+    assert errors_of(same_name) == {"name": ["You already have a key named laptop."]}
     same_key = client.post(
         reverse("ssh-key-create"), {"name": "again", "public_key": first.public_key}
     ).content.decode()
-    assert field_errors(same_key) == {"public_key": ["You added this key already, as laptop."]}
+    assert errors_of(same_key) == {"public_key": ["You added this key already, as laptop."]}
     assert SSHKey.objects.count() == 1
 
 

@@ -11,26 +11,23 @@ from __future__ import annotations
 import re
 
 import pytest
-from django.test import Client
 from django.urls import reverse
 
 from tenants.audit import Actor
 from tenants.models import AuditEvent, Quota, QuotaClaim, Tenant, User
 from tests.conftest import browser_client_for
-from tests.ui.conftest import htmx
-from tests.ui.test_vm_pages import field_errors, stopped
-from tests.vms.conftest import (
-    _kubernetes_off_unless_asked,
-    create,
-    make_running,
-    make_vm_row,
-    vm_catalog,
+from tests.ui.conftest import (
+    check_dialog_and_page,
+    csrf_checking_client,
+    errors_of,
+    htmx,
+    listed_names,
+    toasts,
 )
+from tests.vms.conftest import create, make_running, make_vm_row, stopped
 from vms.models import VirtualMachine, VMService
 from vms.services import vm_expose
 from vms.spec import PortSpec
-
-__all__ = ["_kubernetes_off_unless_asked", "vm_catalog"]  # fixtures shared with tests/vms
 
 pytestmark = pytest.mark.usefixtures("vm_catalog")
 
@@ -42,14 +39,6 @@ def acme_url(name: str, vm: VirtualMachine) -> str:
 def running(tenant: Tenant, user: User, name: str = "web") -> VirtualMachine:
     """A VM requested through the service (its quota reserved) and reported Running."""
     return make_running(create(tenant, user, name))
-
-
-def toasts(text: str) -> list[str]:
-    """The messages a response carries, in order."""
-    return [
-        message.replace("&#x27;", "'")
-        for message in re.findall(r'<div class="toast[^"]*"[^>]*>.*?<p>([^<]+)</p>', text, re.S)
-    ]
 
 
 # --- Who may act ------------------------------------------------------------------------------
@@ -104,11 +93,7 @@ def test_viewers_are_refused_every_post_and_nothing_changes(
 
 def test_csrf_is_enforced_on_actions_and_on_creating(bob: User, acme: Tenant) -> None:
     vm = running(acme, bob)
-    client = Client(enforce_csrf_checks=True)
-    client.force_login(bob)
-    page = client.get(acme_url("vm-detail", vm)).content.decode()
-    header = re.search(r'hx-headers=\'\{"X-CSRFToken": "([^"]+)"\}\'', page)
-    assert header is not None
+    client, token = csrf_checking_client(bob, acme_url("vm-detail", vm))
 
     assert client.post(acme_url("vm-stop", vm)).status_code == 403
     assert client.post(reverse("vm-create", args=["acme"]), {"name": "x"}).status_code == 403
@@ -119,7 +104,7 @@ def test_csrf_is_enforced_on_actions_and_on_creating(bob: User, acme: Tenant) ->
     assert vm.run_strategy == "Always"
 
     accepted = client.post(
-        acme_url("vm-stop", vm), headers={**htmx("modal-body"), "X-CSRFToken": header.group(1)}
+        acme_url("vm-stop", vm), headers={**htmx("modal-body"), "X-CSRFToken": token}
     )
     assert accepted["HX-Redirect"] == acme_url("vm-detail", vm)
     vm.refresh_from_db()
@@ -131,14 +116,7 @@ def test_csrf_is_enforced_on_actions_and_on_creating(bob: User, acme: Tenant) ->
 
 def test_actions_open_as_dialogs_for_htmx_and_as_pages_without_it(bob: User, acme: Tenant) -> None:
     vm = running(acme, bob)
-    client = browser_client_for(bob)
-    dialog = client.get(acme_url("vm-restart", vm), headers=htmx("modal-body")).content.decode()
-    assert "<html" not in dialog
-    assert '<h2 id="modal-title">Restart web?</h2>' in dialog
-    assert f'hx-post="{acme_url("vm-restart", vm)}" hx-target="#modal-body"' in dialog
-    page = client.get(acme_url("vm-restart", vm)).content.decode()
-    assert "<html" in page
-    assert '<h2 id="modal-title">Restart web?</h2>' in page
+    check_dialog_and_page(browser_client_for(bob), acme_url("vm-restart", vm), "Restart web?")
 
 
 def test_stop_start_and_restart_change_the_vm_and_its_log(bob: User, acme: Tenant) -> None:
@@ -175,7 +153,7 @@ def test_a_refusal_of_the_service_shows_in_the_dialog(bob: User, acme: Tenant) -
         ("vm-restart", "Only a running virtual machine can be restarted."),
     ):
         response = client.post(acme_url(action, vm), headers=htmx("modal-body"))
-        assert field_errors(response.content.decode()) == {"__all__": [refusal]}, action
+        assert errors_of(response.content.decode()) == {"__all__": [refusal]}, action
     vm.refresh_from_db()
     assert (vm.run_strategy, vm.restart_requested_at) == ("Halted", None)
 
@@ -220,7 +198,7 @@ def test_unreadable_ports_and_a_full_quota_are_refused_on_the_ports(
     unreadable = client.post(
         acme_url("vm-expose", vm), {"ports": "22, ssh, 80:"}, headers=htmx("modal-body")
     ).content.decode()
-    assert field_errors(unreadable) == {
+    assert errors_of(unreadable) == {
         "ports": ["Not a port: ssh, 80:. Write 22, 8080:80 or 53/udp."]
     }
     assert 'name="ports" value="22, ssh, 80:"' in unreadable
@@ -228,13 +206,13 @@ def test_unreadable_ports_and_a_full_quota_are_refused_on_the_ports(
     out_of_range = client.post(
         acme_url("vm-expose", vm), {"ports": "70000, 2222:0"}, headers=htmx("modal-body")
     ).content.decode()
-    assert field_errors(out_of_range) == {"ports": ["Not a port number (1–65535): 0, 70000."]}
+    assert errors_of(out_of_range) == {"ports": ["Not a port number (1–65535): 0, 70000."]}
 
     Quota.objects.filter(tenant=acme).update(load_balancer_ips=0)
     full = client.post(
         acme_url("vm-expose", vm), {"ports": "22"}, headers=htmx("modal-body")
     ).content.decode()
-    assert field_errors(full) == {
+    assert errors_of(full) == {
         "ports": ["Needs 1 more load-balancer ips but only 0 of 0 is left in the quota."]
     }
     assert 'data-fits="false"' in full
@@ -259,7 +237,7 @@ def test_withdrawing_ports_one_by_one_then_all_gives_the_address_back(
     assert [port["port"] for port in service.ports] == [22]
 
     nothing = client.post(acme_url("vm-unexpose", vm), {}, headers=htmx("modal-body"))
-    assert field_errors(nothing.content.decode()) == {"ports": ["Tick the ports to withdraw."]}
+    assert errors_of(nothing.content.decode()) == {"ports": ["Tick the ports to withdraw."]}
 
     client.post(acme_url("vm-unexpose", vm), {"ports": ["TCP/22"]})
     assert not VMService.objects.filter(vm=vm).exists()  # no Kubernetes: gone at once
@@ -286,7 +264,7 @@ def test_deleting_asks_for_the_name_typed_and_refuses_anything_else(
     wrong = client.post(
         acme_url("vm-delete", vm), {"confirm_name": "wbe"}, headers=htmx("modal-body")
     ).content.decode()
-    assert field_errors(wrong) == {
+    assert errors_of(wrong) == {
         "confirm_name": ["Type the virtual machine's name, web, to confirm."]
     }
     assert 'name="confirm_name" value="wbe"' in wrong
@@ -344,10 +322,7 @@ def test_bulk_power_keeps_the_lists_search_and_page(bob: User, acme: Tenant) -> 
         {"ids": [web.pk], "action": "restart"},
         headers={**htmx("vm-results"), "HX-Current-URL": "http://testserver/t/acme/vms/?q=we"},
     )
-    names = re.findall(
-        r'<a class="cell-main cell-link"[^>]*>([^<]+)</a>', response.content.decode()
-    )
-    assert names == ["web"]
+    assert listed_names(response.content.decode()) == ["web"]
     web.refresh_from_db()
     db.refresh_from_db()
     assert (web.restart_requested_at is not None, db.restart_requested_at) == (True, None)

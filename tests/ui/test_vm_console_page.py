@@ -12,8 +12,8 @@ from django.urls import reverse
 
 from tenants.models import Tenant, User
 from tests.conftest import browser_client_for
-from tests.vms.conftest import make_running, make_vm_row, observe, virtual_machine_obj
-from vms.models import RunStrategy, VirtualMachine
+from tests.vms.conftest import make_running, make_vm_row, stopped
+from vms.models import VirtualMachine
 
 
 def console_url(vm: VirtualMachine) -> str:
@@ -38,11 +38,7 @@ def test_members_and_admins_get_a_terminal_wired_to_the_console_socket(
 
 
 def test_a_stopped_vm_says_why_the_console_is_closed(acme: Tenant, bob: User) -> None:
-    vm = make_running(make_vm_row(acme, name="web"))
-    namespace = f"tenant-{acme.slug}"
-    VirtualMachine.objects.filter(pk=vm.pk).update(run_strategy=RunStrategy.HALTED)
-    vm.refresh_from_db()
-    observe(vm, virtual_machine_obj("web", printable="Stopped", ready=False, namespace=namespace))
+    vm = stopped(make_vm_row(acme, name="web"))
     assert vm.state == VirtualMachine.State.STOPPED
 
     page = browser_client_for(bob).get(console_url(vm)).content.decode()

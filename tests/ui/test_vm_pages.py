@@ -17,111 +17,46 @@ from butler_portal.celery import app as celery_app
 from tenants.audit import Actor
 from tenants.models import AuditEvent, Quota, QuotaClaim, Tenant, User
 from tests.conftest import browser_client_for
-from tests.ui.conftest import htmx, queries_for_get
+from tests.ui.conftest import (
+    OPERATORS,
+    READERS,
+    acme_url,
+    action_row,
+    activity_of,
+    errors_of,
+    expected,
+    facts_of,
+    htmx,
+    listed_names,
+    offered,
+    page_text,
+    preview_amounts,
+    queries_for_get,
+    row_of,
+    statuses,
+    summary_counts,
+    summary_names,
+    timeline_steps,
+)
 from tests.vms.conftest import (
-    _kubernetes_off_unless_asked,
     add_key,
-    applied,
     create,
-    data_volume_obj,
     image,
+    importing,
     instance_type,
     make_running,
     make_vm_row,
     observe,
     service_obj,
+    stopped,
     storage_class,
-    virtual_machine_obj,
-    vm_catalog,
 )
-from vms.models import RunStrategy, VirtualMachine
+from vms.models import VirtualMachine
 from vms.provisioning import vm_fail
 from vms.services import vm_delete, vm_expose, vm_stop
 from vms.spec import PortSpec
 
-__all__ = ["_kubernetes_off_unless_asked", "vm_catalog"]  # fixtures shared with tests/vms
-
 pytestmark = pytest.mark.usefixtures("vm_catalog")
-
-EVERYONE = ("alice", "bob", "carol", "gina", "oscar", "audrey", "nobody")
-READERS = {"alice": 200, "bob": 200, "carol": 200, "oscar": 200, "audrey": 200}
-OPERATORS = {"alice": 200, "bob": 200, "oscar": 200, "carol": 403, "audrey": 403}
-
-
-def acme_url(name: str, *args: Any) -> str:
-    return reverse(name, args=["acme", *args])
-
-
-def expected(allowed: dict[str, int]) -> dict[str, int]:
-    """Everyone not listed is outside acme: the tenant does not exist for them (404)."""
-    return {name: allowed.get(name, 404) for name in EVERYONE}
-
-
-def statuses(personas: dict[str, User], url: str) -> dict[str, int]:
-    return {name: browser_client_for(personas[name]).get(url).status_code for name in EVERYONE}
-
-
-def page_text(user: User, url: str, **headers: str) -> str:
-    response = browser_client_for(user).get(url, headers=headers)
-    assert response.status_code == 200, response.status_code
-    return response.content.decode()
-
-
-def stopped(vm: VirtualMachine) -> VirtualMachine:
-    """Halted and reported Stopped by KubeVirt."""
-    VirtualMachine.objects.filter(pk=vm.pk).update(run_strategy=RunStrategy.HALTED)
-    vm.refresh_from_db()
-    namespace = f"tenant-{vm.tenant.slug}"
-    return observe(
-        applied(vm),
-        data_volume_obj(vm.name, phase="Succeeded", progress="100.0%", namespace=namespace),
-        virtual_machine_obj(
-            vm.name, printable="Stopped", ready=False, run_strategy="Halted", namespace=namespace
-        ),
-    )
-
-
-def importing(vm: VirtualMachine, progress: str = "42.50%") -> VirtualMachine:
-    """Applied, its root disk being imported by CDI."""
-    namespace = f"tenant-{vm.tenant.slug}"
-    return observe(
-        applied(vm),
-        data_volume_obj(vm.name, progress=progress, namespace=namespace),
-        virtual_machine_obj(vm.name, printable="Provisioning", ready=False, namespace=namespace),
-    )
-
-
-def row_of(text: str, vm: VirtualMachine) -> str:
-    match = re.search(rf'<tr id="vm-row-{vm.pk}".*?</tr>', text, re.S)
-    assert match, f"no row for {vm.name}"
-    return match.group(0)
-
-
-def offered(text: str) -> list[str]:
-    return re.findall(r'<li class="action-item" data-action="(\w+)">', text)
-
-
-def action_row(text: str, action: str) -> str:
-    match = re.search(rf'<li class="action-item" data-action="{action}">.*?</li>', text, re.S)
-    assert match, f"no {action} action"
-    return match.group(0)
-
-
-def field_errors(text: str) -> dict[str, list[str]]:
-    """Errors under each field (by the ids Django wires), and form-wide errors as __all__."""
-    found: dict[str, list[str]] = {
-        name: re.findall(r"<span>([^<]+)</span>", items)
-        for name, items in re.findall(
-            r'<ul class="field-errors" id="id_(\w+)_error">(.*?)</ul>', text, re.S
-        )
-    }
-    form_wide = re.search(r'<div class="form-errors" role="alert">.*?<ul>(.*?)</ul>', text, re.S)
-    if form_wide:
-        found["__all__"] = re.findall(r"<li>([^<]+)</li>", form_wide.group(1))
-    return {
-        key: [message.replace("&#x27;", "'") for message in messages]
-        for key, messages in found.items()
-    }
 
 
 # --- Who may open what ------------------------------------------------------------------------
@@ -221,21 +156,14 @@ def test_the_dashboard_card_counts_vms_by_state_and_reloads_on_vm_events(
     vm_fail(vm_id=make_vm_row(acme, name="broken").pk, reason="Kubernetes rejected it")
 
     summary = page_text(carol, acme_url("vm-summary"), **htmx("vm-summary"))
-    counts = {
-        label: int(value)
-        for value, label in re.findall(
-            r'<span class="summary-value">(\d+)</span><span class="summary-label">([^<]+)</span>',
-            summary,
-        )
-    }
-    assert counts == {
+    assert summary_counts(summary) == {
         "Virtual machines": 4,
         "Running": 1,
         "In progress": 1,
         "Need attention": 1,
         "Stopped": 1,
     }
-    assert re.findall(r'<a class="summary-name" href="[^"]+">([^<]+)</a>', summary) == [
+    assert summary_names(summary) == [
         "broken",
         "build",
         "db",
@@ -278,14 +206,14 @@ def test_rows_show_state_image_size_addresses_and_spin_while_moving(
     moving = importing(make_vm_row(acme, name="build", disk_gib=40))
 
     text = page_text(bob, acme_url("vm-list"))
-    web_row = row_of(text, running)
+    web_row = row_of(text, f"vm-row-{running.pk}")
     assert '<span class="badge badge-green" data-state="running">Running</span>' in web_row
     assert "<td>Ubuntu 24.04 LTS</td>" in web_row
     assert '<span class="mono">m1.medium</span>' in web_row
     assert "2 vCPU · 4 GiB · 20 GiB disk" in web_row
     assert '<span class="mono cell-address">10.200.1.14</span>' in web_row
     assert "spinner" not in web_row
-    build_row = row_of(text, moving)
+    build_row = row_of(text, f"vm-row-{moving.pk}")
     assert (
         '<span class="badge badge-blue" data-state="provisioning">'
         '<span class="spinner" aria-hidden="true"></span>Provisioning</span>'
@@ -313,9 +241,7 @@ def test_the_table_reloads_itself_on_vm_events_and_keeps_the_page(
         make_vm_row(acme, name=f"vm{number:02d}")
     fragment = page_text(carol, acme_url("vm-list") + "?page=2", **htmx("vm-results"))
     assert "<html" not in fragment
-    assert re.findall(r'<a class="cell-main cell-link"[^>]*>([^<]+)</a>', fragment) == [
-        f"vm{number}" for number in range(25, 30)
-    ]
+    assert listed_names(fragment) == [f"vm{number}" for number in range(25, 30)]
     assert "26–30 of 30" in fragment
     assert 'hx-target="#vm-results" hx-push-url="true" rel="prev"' in fragment
 
@@ -327,7 +253,7 @@ def test_search_and_state_filter_narrow_the_list_on_the_server(carol: User, acme
 
     def names(query: str) -> list[str]:
         fragment = page_text(carol, acme_url("vm-list") + query, **htmx("vm-results"))
-        return re.findall(r'<a class="cell-main cell-link"[^>]*>([^<]+)</a>', fragment)
+        return listed_names(fragment)
 
     assert names("?q=web") == ["web-prod", "web-test"]
     assert names("?q=web&state=running") == ["web-prod"]
@@ -363,7 +289,7 @@ def test_the_quota_left_for_vms_shows_as_gauges_beside_the_create_button(
     create(acme, bob, "web", instance_type=instance_type("m1.medium"), disk_gib=30)
     text = page_text(bob, acme_url("vm-list"))
     assert (
-        '<div id="vm-capacity" hx-get="/t/acme/vms/" '
+        '<div id="vm-capacity" class="card-body" hx-get="/t/acme/vms/" '
         'hx-trigger="portal:quota from:body, portal:resync from:body" hx-swap="innerHTML" '
         'hx-sync="this:queue last">'
     ) in text
@@ -500,7 +426,7 @@ def test_bad_input_comes_back_on_its_fields_with_everything_typed_kept(
     text = response.content.decode()
     assert response.status_code == 200
     assert "<html" not in text  # the form's inside, swapped in place
-    assert field_errors(text) == {
+    assert errors_of(text) == {
         "name": [
             "Use lowercase letters, digits and hyphens, starting with a letter and not ending "
             "with a hyphen."
@@ -522,7 +448,7 @@ def test_invalid_cloud_init_is_refused_on_its_field(bob: User, acme: Tenant) -> 
         )
         .content.decode()
     )
-    errors = field_errors(text)
+    errors = errors_of(text)
     assert list(errors) == ["user_data"]
     assert errors["user_data"][0].startswith("Not valid YAML (line 2, column 12): expected")
     assert 'name="name" value="web"' in text
@@ -539,7 +465,7 @@ def test_a_request_beyond_the_quota_is_refused_on_the_fields_to_change(
         headers=htmx("vm-form"),
     )
     text = response.content.decode()
-    assert field_errors(text) == {
+    assert errors_of(text) == {
         "instance_type": ["Needs 2 more vcpu but only 1 of 1 is left in the quota."],
         "disk_gib": ["Needs 30 GiB more storage but only 10 GiB of 10 GiB is left in the quota."],
     }
@@ -559,7 +485,7 @@ def test_the_vm_count_of_the_quota_is_refused_for_the_whole_form(bob: User, acme
         .post(acme_url("vm-create"), form_values(name="second"))
         .content.decode()
     )
-    assert field_errors(text) == {
+    assert errors_of(text) == {
         "__all__": ["Needs 1 more virtual machines but only 0 of 1 is left in the quota."]
     }
     assert VirtualMachine.objects.count() == 1
@@ -575,7 +501,7 @@ def test_someone_elses_ssh_key_and_a_taken_name_are_refused(
         .post(acme_url("vm-create"), form_values(name="web", ssh_keys=[carols.pk]))
         .content.decode()
     )
-    assert field_errors(text) == {
+    assert errors_of(text) == {
         "ssh_keys": [f"Select a valid choice. {carols.pk} is not one of the available choices."]
     }
     refused = (
@@ -583,7 +509,7 @@ def test_someone_elses_ssh_key_and_a_taken_name_are_refused(
         .post(acme_url("vm-create"), form_values(name="web"))
         .content.decode()
     )
-    assert field_errors(refused) == {"name": ["acme already has a virtual machine named web."]}
+    assert errors_of(refused) == {"name": ["acme already has a virtual machine named web."]}
     assert VirtualMachine.objects.count() == 1
 
 
@@ -595,7 +521,7 @@ def test_a_disk_smaller_than_the_image_needs_is_refused_on_the_disk(
         .post(acme_url("vm-create"), form_values(name="web", disk_gib=5))
         .content.decode()
     )
-    assert field_errors(text) == {"disk_gib": ["Ubuntu 24.04 LTS needs a disk of at least 10 GiB."]}
+    assert errors_of(text) == {"disk_gib": ["Ubuntu 24.04 LTS needs a disk of at least 10 GiB."]}
     assert not VirtualMachine.objects.exists()
 
 
@@ -612,14 +538,12 @@ def test_the_preview_follows_the_inputs_and_shows_what_does_not_fit(
 
     large: dict[str, int | str] = {"instance_type": instance_type("m1.large").pk, "disk_gib": 50}
     preview = client.get(acme_url("vm-create"), large, headers=htmx("quota-preview")).content
-    rows = dict(
-        re.findall(
-            r'data-resource="(\w+)">\s*<p class="quota-row-head"><span class="quota-row-label">'
-            r"[^<]+</span><span class=\"quota-row-amount\">\+([^<]+)</span>",
-            preview.decode(),
-        )
-    )
-    assert rows == {"vms": "1", "vcpu": "4", "memory_mib": "8 GiB", "storage_gib": "50 GiB"}
+    assert preview_amounts(preview.decode()) == {
+        "vms": "1",
+        "vcpu": "4",
+        "memory_mib": "8 GiB",
+        "storage_gib": "50 GiB",
+    }
     assert "<form" not in preview.decode()
 
     too_big = client.get(
@@ -671,7 +595,7 @@ def test_an_importing_vm_shows_the_disk_progress_bar_and_its_timeline(
         '<span class="progress-bar" style="width: 42.5%"></span></span>'
     ) in text
     assert "Disk image 42.5% imported" in text
-    assert re.findall(r'data-step="([\w-]+)" data-state="(\w+)"', text) == [
+    assert timeline_steps(text) == [
         ("disk", "active"),
         ("scheduled", "pending"),
         ("running", "pending"),
@@ -692,7 +616,7 @@ def test_a_running_vm_shows_its_facts_and_offers_what_a_running_vm_can_do(
     text = page_text(bob, acme_url("vm-detail", vm.pk))
     assert 'Running on node-1, at <span class="mono">10.200.1.14</span>' in text
     assert "progressbar" not in text
-    facts = dict(re.findall(r"<div><dt>([^<]+)</dt><dd>(.*?)</dd></div>", text, re.S))
+    facts = facts_of(text)
     assert facts["IP addresses"] == '<span class="mono">10.200.1.14</span>'
     assert facts["Root disk"] == "20 GiB"
     assert facts["Storage class"] == '<span class="mono">linstor</span>'
@@ -721,7 +645,7 @@ def test_a_vm_kubernetes_refused_offers_only_deletion_and_stops_its_timeline(
     vm = create(acme, bob, "web")
     vm_fail(vm_id=vm.pk, reason="Kubernetes rejected VirtualMachine web: spec.template: bad")
     text = page_text(bob, acme_url("vm-detail", vm.pk))
-    assert "cluster-status-red" in text
+    assert "object-status-red" in text
     assert "Kubernetes rejected VirtualMachine web: spec.template: bad" in text
     assert offered(text) == ["delete"]
     assert "timeline-pulse" not in text
@@ -765,7 +689,7 @@ def test_exposed_ports_show_with_the_public_address_and_how_to_log_in(
     assert '<span class="muted">Pending…</span>' in waiting
     observe(vm, service_obj("web", ip="192.0.2.20"))
     text = page_text(bob, acme_url("vm-detail", vm.pk))
-    facts = dict(re.findall(r"<div><dt>([^<]+)</dt><dd>(.*?)</dd></div>", text, re.S))
+    facts = facts_of(text)
     public = facts["Public address"]
     assert '<span class="mono">192.0.2.20</span>' in public
     assert re.findall(r'<li class="mono">([^<]+)</li>', public) == ["80/TCP", "2222/TCP → 22"]
@@ -773,14 +697,14 @@ def test_exposed_ports_show_with_the_public_address_and_how_to_log_in(
     assert offered(text) == ["stop", "restart", "console", "expose", "unexpose", "delete"]
     assert "Now 80/TCP, 2222/TCP on 192.0.2.20: add more." in action_row(text, "expose")
     listing = page_text(bob, acme_url("vm-list"))
-    assert '<span class="mono">192.0.2.20</span>' in row_of(listing, vm)
+    assert '<span class="mono">192.0.2.20</span>' in row_of(listing, f"vm-row-{vm.pk}")
 
 
 def test_the_panel_reloads_for_this_vms_events_only(bob: User, carol: User, acme: Tenant) -> None:
     vm = create(acme, bob, "web")
     text = page_text(carol, acme_url("vm-detail", vm.pk))
     assert (
-        f'<div id="vm-panel" class="cluster-panel vm-panel" hx-get="{acme_url("vm-detail", vm.pk)}" '
+        f'<div id="vm-panel" class="object-panel" hx-get="{acme_url("vm-detail", vm.pk)}" '
         f'hx-trigger="portal:vm.changed[detail.id=={vm.pk}] from:body, portal:resync from:body" '
         'hx-swap="innerHTML" hx-sync="this:queue last">'
     ) in text
@@ -818,12 +742,7 @@ def test_the_action_log_tells_who_did_what_in_words(bob: User, acme: Tenant) -> 
     vm = make_running(create(acme, bob, "web"))
     vm_stop(actor=Actor(bob), vm=vm)
     text = page_text(bob, acme_url("vm-detail", vm.pk))
-    entries = re.findall(
-        r'<li class="activity-item" data-action="(\w+)">.*?<strong>(\w+)</strong> ([^<]+)</span>',
-        text,
-        re.S,
-    )
-    assert entries == [
+    assert activity_of(text) == [
         ("stop", "bob", "stopped it"),
         ("create", "bob", "requested the virtual machine"),
     ]

@@ -15,7 +15,7 @@ from clusters.seed import seed_catalog
 from tenants.audit import Actor
 from tenants.models import Tenant, User
 from tests.clusters.conftest import published_events
-from vms.models import SSHKey, StorageClass, VirtualMachine, VMImage
+from vms.models import RunStrategy, SSHKey, StorageClass, VirtualMachine, VMImage
 from vms.seed import seed_vm_catalog
 from vms.services import ssh_key_create, vm_create
 from vms.spec import VMSpec
@@ -274,4 +274,28 @@ def make_running(vm: VirtualMachine) -> VirtualMachine:
         data_volume_obj(vm.name, phase="Succeeded", progress="100.0%", namespace=namespace),
         virtual_machine_obj(vm.name, namespace=namespace),
         instance_obj(vm.name, namespace=namespace),
+    )
+
+
+def stopped(vm: VirtualMachine) -> VirtualMachine:
+    """Halted, and reported Stopped by KubeVirt."""
+    VirtualMachine.objects.filter(pk=vm.pk).update(run_strategy=RunStrategy.HALTED)
+    vm.refresh_from_db()
+    namespace = f"tenant-{vm.tenant.slug}"
+    return observe(
+        applied(vm),
+        data_volume_obj(vm.name, phase="Succeeded", progress="100.0%", namespace=namespace),
+        virtual_machine_obj(
+            vm.name, printable="Stopped", ready=False, run_strategy="Halted", namespace=namespace
+        ),
+    )
+
+
+def importing(vm: VirtualMachine, progress: str = "42.50%") -> VirtualMachine:
+    """Applied, its root disk being imported by CDI."""
+    namespace = f"tenant-{vm.tenant.slug}"
+    return observe(
+        applied(vm),
+        data_volume_obj(vm.name, progress=progress, namespace=namespace),
+        virtual_machine_obj(vm.name, printable="Provisioning", ready=False, namespace=namespace),
     )

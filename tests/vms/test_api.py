@@ -7,19 +7,20 @@ from typing import Any
 
 import pytest
 from django.urls import reverse
-from rest_framework.test import APIClient
 
-from tenants.models import ApiToken, AuditEvent, Tenant, User
+from tenants.models import ApiToken, Tenant, User
 from tenants.selectors import quota_used
 from tests.api_mixin import (
-    ACME_TENANT_VIEWERS,
     PERSONAS,
+    TENANT_WRITE_OUTCOMES,
     APIEndpointTests,
-    Operation,
-    rolled_back,
+    CatalogEndpointTests,
+    TenantResourceEndpointTests,
+    check_deleting_needs_the_typed_name,
+    listed_names,
     token_client_for,
+    write_outcomes,
 )
-from tests.clusters.test_api import CatalogEndpointTests
 from tests.conftest import api_client_for
 from tests.vms.conftest import add_key, make_running, make_vm_row, public_key_line
 from tests.vms.test_sshkeys import ED25519
@@ -28,7 +29,6 @@ from vms.models import SSHKey, StorageClass, VirtualMachine, VMImage
 pytestmark = pytest.mark.usefixtures("vm_catalog")
 
 numbers = itertools.count(1)
-VM_WRITERS = frozenset({"alice", "bob", "oscar"})
 
 
 def vm_url(vm: VirtualMachine, action: str | None = None) -> str:
@@ -40,23 +40,14 @@ def vm_url(vm: VirtualMachine, action: str | None = None) -> str:
 # --- Virtual machines -------------------------------------------------------------------------
 
 
-class TestVirtualMachineEndpoint(APIEndpointTests):
+class TestVirtualMachineEndpoint(TenantResourceEndpointTests):
     basename = "vm"
-    viewers = ACME_TENANT_VIEWERS
-    creators = deleters = VM_WRITERS
 
     def make_object(self, tenant: Tenant) -> VirtualMachine:
         return make_vm_row(tenant, name=f"vm{next(numbers)}")
 
     def create_payload(self) -> dict[str, Any]:
         return {"tenant": "acme", "name": f"new-{next(numbers)}"}
-
-    def perform(self, client: APIClient, operation: Operation) -> Any:
-        if operation == "delete":
-            vm = self.acme_object
-            assert isinstance(vm, VirtualMachine)
-            return client.delete(self.detail_url(vm), {"confirm_name": vm.name}, format="json")
-        return super().perform(client, operation)
 
 
 def test_create_fills_in_the_catalogs_defaults_and_hides_the_user_data(bob: User) -> None:
@@ -178,27 +169,18 @@ def test_the_list_filters_by_tenant_and_state(oscar: User, acme: Tenant, globex:
     make_running(make_vm_row(acme, name="up"))
     make_vm_row(acme, name="queued")
     make_vm_row(globex, name="theirs")
+    url = reverse("api:vm-list")
 
-    def names(**filters: str) -> list[str]:
-        response = api_client_for(oscar).get(reverse("api:vm-list"), filters)
-        return sorted(row["name"] for row in response.data["results"])
-
-    assert names(tenant="acme") == ["queued", "up"]
-    assert names(state="running") == ["up"]
-    assert names(tenant="globex", state="pending") == ["theirs"]
+    assert listed_names(oscar, url, tenant="acme") == ["queued", "up"]
+    assert listed_names(oscar, url, state="running") == ["up"]
+    assert listed_names(oscar, url, tenant="globex", state="pending") == ["theirs"]
 
 
 def test_deleting_needs_the_name_in_the_body_or_the_query(bob: User, acme: Tenant) -> None:
     vm = make_vm_row(acme, name="web")
-    client = api_client_for(bob)
 
-    wrong = client.delete(vm_url(vm), {"confirm_name": "nope"}, format="json")
-    missing = client.delete(vm_url(vm))
-    by_query = client.delete(vm_url(vm) + "?confirm_name=web")
+    check_deleting_needs_the_typed_name(bob, vm_url(vm), "web")
 
-    assert (wrong.status_code, missing.status_code) == (400, 400)
-    assert set(wrong.data) == set(missing.data) == {"confirm_name"}
-    assert by_query.status_code == 204
     assert not VirtualMachine.objects.filter(pk=vm.pk).exists()
 
 
@@ -214,24 +196,10 @@ def test_actions_are_for_members_admins_and_operators(
     personas: dict[str, User], acme: Tenant, action: str, payload: dict[str, Any]
 ) -> None:
     vm = make_running(make_vm_row(acme, name="web"))
-    url = vm_url(vm, action)
 
-    outcomes = {}
-    for name, user in personas.items():
-        with rolled_back():
-            before = AuditEvent.objects.count()
-            response = api_client_for(user).post(url, payload, format="json")
-            audited = AuditEvent.objects.count() > before
-            outcomes[name] = (response.status_code, audited)
-    assert outcomes == {
-        "alice": (200, True),
-        "bob": (200, True),
-        "carol": (403, False),
-        "gina": (404, False),
-        "oscar": (200, True),
-        "audrey": (403, False),
-        "nobody": (404, False),
-    }
+    outcomes = write_outcomes(personas, vm_url(vm, action), payload)
+
+    assert outcomes == TENANT_WRITE_OUTCOMES
 
 
 def test_actions_answer_with_the_changed_vm_and_refuse_what_the_state_does_not_allow(

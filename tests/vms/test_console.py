@@ -21,6 +21,7 @@ from butler_portal.simulator import Simulator
 from butler_portal.simulator.subresources import SubresourceServer
 from tenants.audit import Actor
 from tenants.models import AuditEvent, Membership, Tenant, User
+from tenants.owned import namespace_of
 from tenants.services import membership_change_role, membership_remove
 from tests.realtime.test_tenant_events_socket import ORIGIN, session_cookie_for
 from tests.simulator_fixtures import wait_for
@@ -36,7 +37,6 @@ from vms.consumers import (
     close_reason,
 )
 from vms.models import VirtualMachine
-from vms.status import vm_namespace
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -75,7 +75,7 @@ def running_vm_row(tenant: Tenant) -> VirtualMachine:
 @pytest.fixture
 def guest(acme: Tenant, portal_k8s: KubeClient, simulator: Simulator) -> Guest:
     vm = running_vm_row(acme)
-    namespace = vm_namespace(vm)
+    namespace = namespace_of(vm)
     portal_k8s.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
     portal_k8s.apply(instance(vm.name, namespace))
     return Guest(vm, acme.slug, namespace)

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import base64
 import time
-import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -16,11 +14,16 @@ import yaml
 from django.utils import timezone
 
 from butler_portal.kube.adapter import KubeClient
-from butler_portal.kube.errors import Invalid, NotFound
+from butler_portal.kube.errors import NotFound
 from tenants.audit import Actor
 from tenants.models import AuditEvent, LoadBalancerRange, Tenant, User
 from tenants.selectors import quota_used
-from tenants.services import tenant_create
+from tests.provisioning_support import (
+    admission_policy,
+    onboarded_tenant,
+    stray_object,
+    wait_until_policy,
+)
 from tests.vms.conftest import add_key, create, ensure_vm_catalog, instance_type
 from vms.models import VirtualMachine, VMService
 from vms.provisioning import vm_restart_instance, vm_teardown
@@ -42,8 +45,7 @@ def operator() -> User:
 def tenant(portal_k8s: KubeClient, address_space: LoadBalancerRange, operator: User) -> Tenant:
     """A tenant onboarded for real: its namespace, quota and network exist in Kubernetes."""
     ensure_vm_catalog()
-    slug = f"vms-{uuid.uuid4().hex[:6]}"
-    return tenant_create(actor=Actor(operator), slug=slug, name=slug, limits=LIMITS)
+    return onboarded_tenant(operator, "vms", LIMITS)
 
 
 def namespace_of(tenant: Tenant) -> str:
@@ -108,70 +110,6 @@ def test_exposing_applies_a_load_balancer_and_withdrawing_removes_it(
     assert quota_used(tenant)["load_balancer_ips"] == 0
 
 
-@contextmanager
-def admission_policy(
-    client: KubeClient, tenant: Tenant, *, resource: str, expression: str, message: str
-) -> Iterator[None]:
-    """A policy of the management cluster on ``resource`` in the tenant's namespace.
-
-    Kubernetes itself then refuses what breaks it with a 422, as it would for any policy or
-    schema rule the portal's own checks do not know about.
-    """
-    group, _, plural = resource.rpartition("/")
-    name = f"{plural}-{tenant.slug}"
-    policy = {
-        "apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": "ValidatingAdmissionPolicy",
-        "metadata": {"name": name},
-        "spec": {
-            "failurePolicy": "Fail",
-            "matchConstraints": {
-                "resourceRules": [
-                    {
-                        "apiGroups": [group],
-                        "apiVersions": ["*"],
-                        "operations": ["CREATE", "UPDATE"],
-                        "resources": [plural],
-                    }
-                ]
-            },
-            "validations": [{"expression": expression, "message": message}],
-        },
-    }
-    binding = {
-        "apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": "ValidatingAdmissionPolicyBinding",
-        "metadata": {"name": name},
-        "spec": {
-            "policyName": name,
-            "validationActions": ["Deny"],
-            "matchResources": {
-                "namespaceSelector": {"matchLabels": {"butler.io/tenant": tenant.slug}}
-            },
-        },
-    }
-    client.apply(policy)
-    client.apply(binding)
-    try:
-        yield
-    finally:
-        client.delete_manifest(binding)
-        client.delete_manifest(policy)
-
-
-def _wait_until_refused(client: KubeClient, probe: dict[str, Any]) -> None:
-    """Policies take effect a moment after they are written: probe until they bite."""
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            client.apply(probe)
-        except Invalid:
-            return
-        client.delete_manifest(probe)
-        time.sleep(0.2)
-    raise AssertionError("the admission policy did not start biting")
-
-
 @pytest.fixture
 def two_vcpu_limit(portal_k8s: KubeClient, tenant: Tenant) -> Iterator[None]:
     """VMs of at most 2 vCPU in the tenant's namespace."""
@@ -182,7 +120,7 @@ def two_vcpu_limit(portal_k8s: KubeClient, tenant: Tenant) -> Iterator[None]:
         expression="object.spec.template.spec.domain.cpu.cores <= 2",
         message="at most 2 vCPU per VM here",
     ):
-        _wait_until_refused(
+        wait_until_policy(
             portal_k8s,
             {
                 "apiVersion": VM_API,
@@ -193,6 +131,7 @@ def two_vcpu_limit(portal_k8s: KubeClient, tenant: Tenant) -> Iterator[None]:
                     "template": {"spec": {"domain": {"cpu": {"cores": 8}, "devices": {}}}},
                 },
             },
+            enforced=True,
         )
         yield
 
@@ -207,7 +146,7 @@ def no_telnet(portal_k8s: KubeClient, tenant: Tenant) -> Iterator[None]:
         expression="object.spec.ports.all(p, p.port != 23)",
         message="telnet is not allowed here",
     ):
-        _wait_until_refused(
+        wait_until_policy(
             portal_k8s,
             {
                 "apiVersion": "v1",
@@ -215,6 +154,7 @@ def no_telnet(portal_k8s: KubeClient, tenant: Tenant) -> Iterator[None]:
                 "metadata": {"name": "policy-probe", "namespace": namespace_of(tenant)},
                 "spec": {"ports": [{"port": 23}]},
             },
+            enforced=True,
         )
         yield
 
@@ -379,19 +319,9 @@ def test_the_reconcile_puts_back_what_went_missing_and_reports_orphans(
     create(tenant, operator, "kept")
     namespace = namespace_of(tenant)
     portal_k8s.delete("v1", "Secret", "kept-cloudinit", namespace)
-    stray = {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {
-            "name": "forgotten-cloudinit",
-            "namespace": namespace,
-            "labels": {
-                "app.kubernetes.io/managed-by": "butler-portal",
-                "butler.io/tenant": tenant.slug,
-                "butler.io/vm": "forgotten",
-            },
-        },
-    }
+    stray = stray_object(
+        "v1", "Secret", "forgotten-cloudinit", tenant, {"butler.io/vm": "forgotten"}
+    )
     portal_k8s.apply(stray)
 
     report = drift_report(portal_k8s, drift_checks()).as_dict()

@@ -12,7 +12,7 @@ from django.core.exceptions import ValidationError
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from clusters.lifecycle import STEP_ACTIVE, STEP_DONE, STEP_FAILED, STEP_PENDING
+from butler_portal.lifecycle import STEP_ACTIVE, STEP_DONE, STEP_FAILED, STEP_PENDING
 from clusters.models import InstanceType
 from tenants.api.serializers import ServiceModelSerializer, TenantSlugField, username_field
 from vms.lifecycle import ACTIONS

@@ -1,9 +1,11 @@
 """VM routes of the REST API, mounted with the others at /api/v1/ (namespace "api")."""
 
-from clusters.api.urls import ApiRouter
+from rest_framework.routers import SimpleRouter
+
 from vms.api.views import SSHKeyViewSet, StorageClassViewSet, VirtualMachineViewSet, VMImageViewSet
 
-router = ApiRouter()
+# A SimpleRouter: no root view (the tenants' router brings the API's) and no format suffixes.
+router = SimpleRouter()
 router.register("vms", VirtualMachineViewSet, basename="vm")
 router.register("ssh-keys", SSHKeyViewSet, basename="ssh-key")
 router.register("vm-images", VMImageViewSet, basename="vm-image")

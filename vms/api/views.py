@@ -7,13 +7,11 @@ written by operators. Every write is one service call with ``actor=self.actor``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, TypeVar
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from django.db.models import QuerySet
 from drf_spectacular.utils import (
-    OpenApiParameter,
-    OpenApiResponse,
     extend_schema,
     extend_schema_view,
 )
@@ -23,9 +21,17 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
 
-from clusters.api.views import CatalogViewSet
-from tenants.api.base import ApiViewSet, TenantOwnedViewSet, typed_confirmation
+from tenants.api.base import (
+    ApiViewSet,
+    CatalogViewSet,
+    TenantResourceViewSet,
+    ViewMethod,
+    action_schema,
+    catalog_schema,
+    typed_name_deletion,
+)
 from tenants.api.serializers import QuotaPreviewSerializer
+from tenants.models import Tenant
 from tenants.scoping import visible_tenant
 from vms.api.filters import VirtualMachineFilterSet
 from vms.api.serializers import (
@@ -59,17 +65,10 @@ from vms.services import (
     vm_unexpose,
 )
 
-ViewMethod = TypeVar("ViewMethod", bound=Callable[..., Any])
-
 # --- Catalog --------------------------------------------------------------------------------
 
 
-@extend_schema_view(
-    list=extend_schema(summary="VM images of the catalog"),
-    create=extend_schema(summary="Add an image (operators)"),
-    update=extend_schema(summary="Change an image (operators)"),
-    partial_update=extend_schema(summary="Change an image (operators)"),
-)
+@catalog_schema(listed="VM images of the catalog", added="Add an image", changed="Change an image")
 class VMImageViewSet(CatalogViewSet[VMImage]):
     queryset = VMImage.objects.all()
     serializer_class = VMImageSerializer
@@ -81,11 +80,10 @@ class VMImageViewSet(CatalogViewSet[VMImage]):
         return vm_image_save(actor=self.actor, image=row)
 
 
-@extend_schema_view(
-    list=extend_schema(summary="Storage classes for VM disks (the default first)"),
-    create=extend_schema(summary="Add a storage class (operators)"),
-    update=extend_schema(summary="Change a storage class (operators)"),
-    partial_update=extend_schema(summary="Change a storage class (operators)"),
+@catalog_schema(
+    listed="Storage classes for VM disks (the default first)",
+    added="Add a storage class",
+    changed="Change a storage class",
 )
 class StorageClassViewSet(CatalogViewSet[StorageClass]):
     queryset = StorageClass.objects.all()
@@ -157,12 +155,7 @@ class SSHKeyViewSet(
 def _vm_action(
     summary: str, request: type[BaseSerializer[Any]] | None = None, description: str = ""
 ) -> Callable[[ViewMethod], ViewMethod]:
-    return extend_schema(
-        request=request,
-        responses=VirtualMachineSerializer,
-        summary=summary,
-        description=description,
-    )
+    return action_schema(VirtualMachineSerializer, summary, request, description)
 
 
 @extend_schema_view(
@@ -173,71 +166,39 @@ def _vm_action(
         description="Reserves the VM's quota at once (a refusal names the field to change) "
         "and starts provisioning; follow `state`, `reason` and `timeline`.",
     ),
-)
-class VirtualMachineViewSet(
-    mixins.ListModelMixin,
-    mixins.RetrieveModelMixin,
-    mixins.CreateModelMixin,
-    mixins.DestroyModelMixin,
-    TenantOwnedViewSet[VirtualMachine],
-):
-    queryset = with_vm_details(VirtualMachine.objects.all())
-    serializer_class = VirtualMachineSerializer
-    filterset_class = VirtualMachineFilterSet
-    lookup_value_regex = r"[0-9]+"
-
-    def perform_create(self, serializer: BaseSerializer[Any]) -> None:
-        tenant = self.tenant_for_create(serializer)
-        serializer.instance = vm_create(
-            actor=self.actor, tenant=tenant, spec=spec_from(serializer.validated_data)
-        )
-
-    def _rendered(self, vm: VirtualMachine, status_code: int = status.HTTP_200_OK) -> Response:
-        fresh = with_vm_details(VirtualMachine.objects.filter(pk=vm.pk)).get()
-        return Response(self.get_serializer(fresh).data, status=status_code)
-
-    def _form(self, serializer_class: type[BaseSerializer[Any]]) -> BaseSerializer[Any]:
-        form = serializer_class(data=self.request.data)
-        form.is_valid(raise_exception=True)
-        return form
-
-    @extend_schema(
-        parameters=[
-            OpenApiParameter(
-                "confirm_name",
-                str,
-                description="The VM's name, typed to confirm (also accepted as "
-                '`{"confirm_name": ...}` in a JSON body).',
-            )
-        ],
-        responses={
-            202: OpenApiResponse(VirtualMachineSerializer, description="Deletion under way."),
-            204: OpenApiResponse(description="Deleted."),
-        },
+    destroy=typed_name_deletion(
+        "VM",
+        VirtualMachineSerializer,
         summary="Delete a virtual machine, its name typed to confirm",
         description="The VM goes to `deleting`; its quota is released once Kubernetes "
         "confirms the VM, its disk, its cloud-init Secret and its Service are gone.",
-    )
-    def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        vm = self.get_object()
-        if vm_delete(actor=self.actor, vm=vm, confirm_name=typed_confirmation(request)):
-            return Response(status=status.HTTP_204_NO_CONTENT)
-        return self._rendered(vm, status.HTTP_202_ACCEPTED)
+    ),
+)
+class VirtualMachineViewSet(TenantResourceViewSet[VirtualMachine]):
+    queryset = with_vm_details(VirtualMachine.objects.all())
+    serializer_class = VirtualMachineSerializer
+    filterset_class = VirtualMachineFilterSet
+
+    def create_row(self, tenant: Tenant, data: Mapping[str, Any]) -> VirtualMachine:
+        return vm_create(actor=self.actor, tenant=tenant, spec=spec_from(data))
+
+    def delete_row(self, row: VirtualMachine, confirm_name: str) -> bool:
+        return vm_delete(actor=self.actor, vm=row, confirm_name=confirm_name)
 
     @_vm_action("Start a stopped virtual machine")
     @action(detail=True, methods=["post"])
     def start(self, request: Request, pk: str) -> Response:
-        return self._rendered(vm_start(actor=self.actor, vm=self.get_object()))
+        return self.rendered(vm_start(actor=self.actor, vm=self.get_object()))
 
     @_vm_action("Stop a virtual machine (its quota stays reserved)")
     @action(detail=True, methods=["post"])
     def stop(self, request: Request, pk: str) -> Response:
-        return self._rendered(vm_stop(actor=self.actor, vm=self.get_object()))
+        return self.rendered(vm_stop(actor=self.actor, vm=self.get_object()))
 
     @_vm_action("Restart a running virtual machine")
     @action(detail=True, methods=["post"])
     def restart(self, request: Request, pk: str) -> Response:
-        return self._rendered(vm_restart(actor=self.actor, vm=self.get_object()))
+        return self.rendered(vm_restart(actor=self.actor, vm=self.get_object()))
 
     @_vm_action(
         "Expose ports on a public address",
@@ -247,11 +208,10 @@ class VirtualMachineViewSet(
     )
     @action(detail=True, methods=["post"])
     def expose(self, request: Request, pk: str) -> Response:
-        form = self._form(ExposeSerializer)
-        assert isinstance(form, ExposeSerializer)
+        form = self.validated(ExposeSerializer)
         vm = self.get_object()
         vm_expose(actor=self.actor, vm=vm, ports=form.port_specs())
-        return self._rendered(vm)
+        return self.rendered(vm)
 
     @_vm_action(
         "Withdraw exposed ports",
@@ -261,11 +221,10 @@ class VirtualMachineViewSet(
     )
     @action(detail=True, methods=["post"])
     def unexpose(self, request: Request, pk: str) -> Response:
-        form = self._form(UnexposeSerializer)
-        assert isinstance(form, UnexposeSerializer)
+        form = self.validated(UnexposeSerializer)
         vm = self.get_object()
         vm_unexpose(actor=self.actor, vm=vm, ports=form.port_refs())
-        return self._rendered(vm)
+        return self.rendered(vm)
 
     @extend_schema(
         request=BulkPowerSerializer,
@@ -277,7 +236,7 @@ class VirtualMachineViewSet(
     )
     @action(detail=False, methods=["post"], url_path="bulk-power")
     def bulk_power(self, request: Request) -> Response:
-        form = self._form(BulkPowerSerializer)
+        form = self.validated(BulkPowerSerializer)
         ids, power = form.validated_data["ids"], form.validated_data["action"]
         targets = power_targets(request.user, ids)
         done = {
@@ -303,8 +262,7 @@ class VirtualMachineViewSet(
     )
     @action(detail=False, methods=["post"])
     def preview(self, request: Request) -> Response:
-        form = VMPreviewRequestSerializer(data=request.data, context=self.get_serializer_context())
-        form.is_valid(raise_exception=True)
+        form = self.validated(VMPreviewRequestSerializer)
         tenant = visible_tenant(request.user, form.validated_data["tenant"])
         preview = vm_quota_preview(
             tenant, spec_from(form.validated_data), expose=form.validated_data["expose"]

@@ -19,11 +19,12 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, QueryDi
 from django.urls import reverse
 from django.utils.functional import cached_property
 
-from clusters.forms import TypedNameForm
 from tenants.access import Action
 from tenants.audit import Actor
-from tenants.views.base import ConfirmActionView, Confirmation, current_user, is_htmx
+from tenants.views.base import Confirmation, current_user, is_htmx
+from tenants.views.objects import ObjectActionView, ObjectDeleteView
 from vms.forms import BulkPowerForm, ExposeForm, UnexposeForm
+from vms.models import VirtualMachine
 from vms.selectors import power_targets, vm_expose_quota_preview, vm_service_of
 from vms.services import (
     POWER_ACTIONS,
@@ -37,12 +38,8 @@ from vms.views.display import expose_preview
 from vms.views.pages import VMListView, VMView
 
 
-class VMActionView(VMView, ConfirmActionView):
-    required_action = Action.OPERATE
-
-    @property
-    def actor(self) -> Actor:
-        return Actor.from_request(self.request)
+class VMActionView(VMView, ObjectActionView[VirtualMachine]):
+    """A dialog acting on one VM of the tenant in the URL."""
 
 
 # --- Power ----------------------------------------------------------------------------------
@@ -164,14 +161,7 @@ class VMUnexposeView(VMActionView):
 # --- Deleting -------------------------------------------------------------------------------
 
 
-class VMDeleteView(VMActionView):
-    @cached_property
-    def form(self) -> TypedNameForm:
-        return TypedNameForm(self.submitted_data(), name=self.vm.name)
-
-    def get_form(self) -> forms.Form:
-        return self.form
-
+class VMDeleteView(VMActionView, ObjectDeleteView[VirtualMachine]):
     def confirmation(self) -> Confirmation:
         return Confirmation(
             title=f"Delete {self.vm.name}?",
@@ -184,16 +174,8 @@ class VMDeleteView(VMActionView):
             cancel_url=self.detail_url(),
         )
 
-    def perform(self) -> str:
-        name = self.vm.name
-        gone = vm_delete(
-            actor=self.actor, vm=self.vm, confirm_name=self.form.cleaned_data["confirm_name"]
-        )
-        if gone:
-            messages.success(self.request, f"Virtual machine {name} was deleted.")
-            return reverse("vm-list", args=[self.tenant.slug])
-        messages.success(self.request, f"Virtual machine {name} is being deleted.")
-        return self.detail_url()
+    def delete(self, confirm_name: str) -> bool:
+        return vm_delete(actor=self.actor, vm=self.vm, confirm_name=confirm_name)
 
 
 # --- Bulk power -----------------------------------------------------------------------------

@@ -9,12 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.shortcuts import get_object_or_404
-
 from tenants.access import Action
-from tenants.views.base import TenantView, current_user
 from vms.models import VirtualMachine
-from vms.selectors import vm_allowed_actions, vms_for
+from vms.selectors import vm_allowed_actions
+from vms.views.pages import VMView
 
 
 def console_refusal(vm: VirtualMachine) -> str:
@@ -27,7 +25,7 @@ def console_refusal(vm: VirtualMachine) -> str:
     )
 
 
-class VMConsoleView(TenantView):
+class VMConsoleView(VMView):
     """The terminal page, for the people who may operate the VM (members and admins)."""
 
     required_action = Action.OPERATE
@@ -35,9 +33,6 @@ class VMConsoleView(TenantView):
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context = super().get_context_data(**kwargs)
-        vm: VirtualMachine = get_object_or_404(
-            vms_for(current_user(self.request), self.tenant, Action.OPERATE), pk=self.kwargs["pk"]
-        )
-        refusal = console_refusal(vm)
-        context.update(vm=vm, console_open=not refusal, closed_reason=refusal)
+        refusal = console_refusal(self.vm)
+        context.update(console_open=not refusal, closed_reason=refusal)
         return context

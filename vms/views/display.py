@@ -9,54 +9,68 @@ answer (and the service's, which enforces it); this module words it.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from django.db.models import QuerySet
 from django.urls import reverse
 
-from clusters.lifecycle import STEP_ACTIVE
 from tenants.models import AuditEvent, QuotaResource, Tenant
 from tenants.selectors import QuotaPreview, QuotaUsage, format_amount, quota_usage
 from tenants.views.base import TenantAccess
 from tenants.views.objects import (
     ActionOffer,
     ActivityEntry,
+    ObjectRow,
+    OfferWording,
     PreviewView,
+    ProgressBar,
     StateBadge,
+    StateGroup,
+    StateStyles,
     TimelineEntry,
     activity_entries,
     preview_rows,
     tenant_state_refusal,
+    timeline_of,
 )
-from vms.models import VirtualMachine, VMService
+from vms.models import VirtualMachine
 from vms.selectors import vm_allowed_actions, vm_service_of, vm_timeline
 from vms.spec import VMSpec
 
 State = VirtualMachine.State
 
-#: Badge colour of each state (``badge-<tone>`` in portal.css).
-STATE_TONES: dict[str, str] = {
-    State.PENDING: "grey",
-    State.PROVISIONING: "blue",
-    State.STARTING: "blue",
-    State.RUNNING: "green",
-    State.STOPPING: "blue",
-    State.STOPPED: "grey",
-    State.PAUSED: "amber",
-    State.ERROR: "red",
-    State.FAILED: "red",
-    State.DELETING: "amber",
-    State.UNKNOWN: "amber",
-}
 #: States in which something visibly moves: the badge spins.
 BUSY_STATES = frozenset({State.PROVISIONING, State.STARTING, State.STOPPING, State.DELETING})
-#: How the dashboard groups states.
-STATE_GROUPS: dict[str, frozenset[str]] = {
-    "running": frozenset({State.RUNNING}),
-    "in_progress": frozenset({State.PENDING, *BUSY_STATES}),
-    "attention": frozenset({State.ERROR, State.FAILED, State.UNKNOWN, State.PAUSED}),
-    "stopped": frozenset({State.STOPPED}),
-}
+
+VM_STATES = StateStyles(
+    field="state",
+    tones={
+        State.PENDING: "grey",
+        State.PROVISIONING: "blue",
+        State.STARTING: "blue",
+        State.RUNNING: "green",
+        State.STOPPING: "blue",
+        State.STOPPED: "grey",
+        State.PAUSED: "amber",
+        State.ERROR: "red",
+        State.FAILED: "red",
+        State.DELETING: "amber",
+        State.UNKNOWN: "amber",
+    },
+    busy=BUSY_STATES,
+    settled=State.RUNNING,
+    resting=State.STOPPED,
+    groups=(
+        StateGroup("Running", "green", frozenset({State.RUNNING})),
+        StateGroup("In progress", "blue", frozenset({State.PENDING, *BUSY_STATES})),
+        StateGroup(
+            "Need attention",
+            "red",
+            frozenset({State.ERROR, State.FAILED, State.UNKNOWN, State.PAUSED}),
+        ),
+        StateGroup("Stopped", "grey", frozenset({State.STOPPED})),
+    ),
+)
 #: The quota a new VM draws on (clusters' worker nodes and addresses are not its business).
 VM_QUOTA = (
     QuotaResource.VMS,
@@ -67,36 +81,24 @@ VM_QUOTA = (
 
 
 def state_badge(vm: VirtualMachine) -> StateBadge:
-    return StateBadge(
-        label=vm.get_state_display(),
-        tone=STATE_TONES.get(vm.state, "grey"),
-        busy=vm.state in BUSY_STATES,
-        value=vm.state,
-    )
+    return VM_STATES.badge(vm.state, vm.get_state_display())
 
 
 @dataclass(frozen=True)
-class VMRow:
-    """One VM of a list, with what its row shows beside the model's fields."""
-
-    vm: VirtualMachine
-    badge: StateBadge
-
-    @property
-    def shows_reason(self) -> bool:
-        return self.vm.state != State.RUNNING and bool(self.vm.reason)
+class VMRow(ObjectRow):
+    """One VM of a list, with its public address beside the model's fields."""
 
     @property
     def public_ip(self) -> str:
         """The address its exposed ports answer on, once MetalLB assigned one."""
-        service = vm_service_of(self.vm)
+        service = vm_service_of(self.object)
         if service is None or service.deletion_requested_at is not None:
             return ""
         return service.public_ip or ""
 
 
-def vm_rows(vms: Iterable[VirtualMachine]) -> list[VMRow]:
-    return [VMRow(vm, state_badge(vm)) for vm in vms]
+def vm_rows(vms: Iterable[VirtualMachine]) -> list[ObjectRow]:
+    return [VMRow(vm, state_badge(vm), VM_STATES.unsettled(vm.state, vm.reason)) for vm in vms]
 
 
 def vm_capacity(tenant: Tenant) -> list[QuotaUsage]:
@@ -107,45 +109,28 @@ def vm_capacity(tenant: Tenant) -> list[QuotaUsage]:
 # --- Disk import and timeline ---------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class DiskImport:
-    """The root disk's import while CDI copies the image (a progress bar), else None."""
-
-    percent: float
-
-    @property
-    def width(self) -> str:
-        """The bar's width for CSS (a dot, whatever the locale)."""
-        return f"{self.percent:.1f}"
-
-    @property
-    def text(self) -> str:
-        return f"Disk image {self.percent:.1f}% imported"
-
-
 #: DataVolume phases in which bytes are being copied (vms.lifecycle.DISK_IN_PROGRESS).
 IMPORTING_PHASES = frozenset({"ImportInProgress", "CloneInProgress"})
 
 
-def disk_import(vm: VirtualMachine) -> DiskImport | None:
+def disk_import(vm: VirtualMachine) -> ProgressBar | None:
+    """The root disk's import while CDI copies the image, else None."""
     percent = vm.disk_progress_percent
     if vm.disk_phase not in IMPORTING_PHASES or percent is None:
         return None
-    return DiskImport(percent=min(max(percent, 0.0), 100.0))
+    # The bar's width for CSS has a dot, whatever the locale.
+    shown = f"{min(max(percent, 0.0), 100.0):.1f}"
+    return ProgressBar(
+        label="Disk image imported",
+        now=shown,
+        max=100,
+        percent=shown,
+        text=f"Disk image {shown}% imported",
+    )
 
 
 def timeline_entries(vm: VirtualMachine) -> list[TimelineEntry]:
-    # A VM Kubernetes refused waits for nothing: its steps in progress show as stopped.
-    failed = vm.state == State.FAILED
-    return [
-        TimelineEntry(
-            key=step.key,
-            label=step.label,
-            state="stopped" if failed and step.state == STEP_ACTIVE else step.state,
-            message=step.message,
-        )
-        for step in vm_timeline(vm)
-    ]
+    return timeline_of(vm_timeline(vm), failed=vm.state == State.FAILED)
 
 
 # --- Quota preview --------------------------------------------------------------------------
@@ -204,76 +189,35 @@ def vm_activity_entries(events: QuerySet[AuditEvent], limit: int) -> list[Activi
 # --- Actions --------------------------------------------------------------------------------
 
 
-def _url(name: str, vm: VirtualMachine) -> str:
-    return reverse(name, args=[vm.tenant.slug, vm.pk])
+#: How each action on a VM reads; the hints that depend on the VM come with it.
+OFFERS: dict[str, OfferWording] = {
+    "start": OfferWording("Start", "play", "Boots it again with its disk as it was left."),
+    "stop": OfferWording("Stop", "pause", "Shuts the guest down; its quota stays reserved."),
+    "restart": OfferWording(
+        "Restart", "refresh", "Replaces the running instance; the disk is kept."
+    ),
+    "console": OfferWording(
+        "Open console", "terminal", "The serial console, in the browser.", dialog=False
+    ),
+    "expose": OfferWording("Expose ports", "link", "Takes one load-balancer IP of the quota."),
+    "unexpose": OfferWording("Withdraw ports", "link-off", "The last port gives the address back."),
+    "delete": OfferWording(
+        "Delete virtual machine",
+        "trash",
+        "Its disk, cloud-init and ports go; the quota comes back.",
+        danger=True,
+    ),
+}
 
 
-def _ports(service: VMService) -> str:
-    return ", ".join(f"{port['port']}/{port['protocol']}" for port in service.ports)
-
-
-def _offers(vm: VirtualMachine) -> dict[str, ActionOffer]:
-    """Every action a VM may offer, worded for this VM."""
+def _hints(vm: VirtualMachine) -> dict[str, str]:
+    """The hints that say more about this VM than the usual ones."""
     service = vm_service_of(vm)
-    exposed = service is not None and service.deletion_requested_at is None
-    address = service.public_ip if exposed and service and service.public_ip else ""
-    return {
-        "start": ActionOffer(
-            key="start",
-            label="Start",
-            icon="play",
-            url=_url("vm-start", vm),
-            hint="Boots it again with its disk as it was left.",
-        ),
-        "stop": ActionOffer(
-            key="stop",
-            label="Stop",
-            icon="pause",
-            url=_url("vm-stop", vm),
-            hint="Shuts the guest down; its quota stays reserved.",
-        ),
-        "restart": ActionOffer(
-            key="restart",
-            label="Restart",
-            icon="refresh",
-            url=_url("vm-restart", vm),
-            hint="Replaces the running instance; the disk is kept.",
-        ),
-        "console": ActionOffer(
-            key="console",
-            label="Open console",
-            icon="terminal",
-            url=_url("vm-console", vm),
-            hint="The serial console, in the browser.",
-            dialog=False,
-        ),
-        "expose": ActionOffer(
-            key="expose",
-            label="Expose ports",
-            icon="link",
-            url=_url("vm-expose", vm),
-            hint=(
-                f"Now {_ports(service)}{f' on {address}' if address else ''}: add more."
-                if exposed and service
-                else "Takes one load-balancer IP of the quota."
-            ),
-        ),
-        "unexpose": ActionOffer(
-            key="unexpose",
-            label="Withdraw ports",
-            icon="link-off",
-            url=_url("vm-unexpose", vm),
-            hint="The last port gives the address back.",
-        ),
-        "delete": ActionOffer(
-            key="delete",
-            label="Delete virtual machine",
-            icon="trash",
-            url=_url("vm-delete", vm),
-            hint="Its disk, cloud-init and ports go; the quota comes back.",
-            danger=True,
-        ),
-    }
+    if service is None or service.deletion_requested_at is not None:
+        return {}
+    ports = ", ".join(f"{port['port']}/{port['protocol']}" for port in service.ports)
+    address = f" on {service.public_ip}" if service.public_ip else ""
+    return {"expose": f"Now {ports}{address}: add more."}
 
 
 @dataclass(frozen=True)
@@ -300,22 +244,23 @@ def vm_actions(vm: VirtualMachine, access: TenantAccess) -> VMActions:
     service = vm_service_of(vm)
     if service is None or service.deletion_requested_at is not None:
         allowed.discard("unexpose")  # nothing to withdraw
-    offers = _offers(vm)
+    hints = _hints(vm)
 
     # A suspended tenant may only give back (stop, delete, withdraw ports) and look (console).
     def refused(key: str) -> str:
         return "" if key == "console" else tenant_state_refusal(vm.tenant, key)
 
     def offered(keys: Iterable[str]) -> list[ActionOffer]:
-        chosen = []
-        for key in keys:
-            if key not in allowed:
-                continue
-            offer = offers[key]
-            if refusal := refused(key):
-                offer = replace(offer, refusal=refusal)
-            chosen.append(offer)
-        return chosen
+        return [
+            OFFERS[key].offer(
+                key,
+                reverse(f"vm-{key}", args=[vm.tenant.slug, vm.pk]),
+                hint=hints.get(key, ""),
+                refusal=refused(key),
+            )
+            for key in keys
+            if key in allowed
+        ]
 
     deletable = offered(["delete"])
     return VMActions(
