@@ -43,6 +43,7 @@ check-deploy: $(STAMP)  ## Django's deployment checklist with production setting
 bench: $(STAMP)  ## benchmarks on loopback (see bench/README.md); writes bench/results/
 	eval "$$(scripts/test-services.sh)" && $(BIN)/python -m bench.status_to_event --output bench/results/status_to_event.md
 	eval "$$(scripts/test-services.sh)" && $(BIN)/python -m bench.live_updates --output bench/results/live_updates.md
+	eval "$$(scripts/test-services.sh)" && $(BIN)/python -m bench.console_echo --output bench/results/console_echo.md
 
 clean:  ## remove the virtualenv, local databases and caches
 	rm -rf $(VENV) var staticfiles node_modules static/vendor .mypy_cache .ruff_cache .pytest_cache test-artifacts
