@@ -256,14 +256,27 @@ def network_observe(*, kind: str, obj: dict[str, Any]) -> int | None:
     # A relist hands every object over again: only real changes reach the browsers.
     changed = {field: value for field, value in updates.items() if getattr(network, field) != value}
     if changed:
-        TenantNetwork.objects.filter(pk=network.pk).update(**changed)
-        network_refresh_state(tenant_id=network.tenant_id)
+        with transaction.atomic():
+            _lock_tenant(network.tenant_id)
+            TenantNetwork.objects.filter(pk=network.pk).update(**changed)
+            network_refresh_state(tenant_id=network.tenant_id)
     return network.tenant_id
+
+
+def _lock_tenant(tenant_id: int) -> None:
+    """Lock the tenant row before its network row, the order quota_update takes them in.
+
+    Updating the network row twice in one transaction makes Postgres check its foreign key
+    at commit, which needs a share lock on the tenant: taken the other way round, the watcher
+    and a quota change deadlocked (seen under the console benchmark).
+    """
+    Tenant.objects.select_for_update().only("pk").get(pk=tenant_id)
 
 
 def network_refresh_state(*, tenant_id: int) -> None:
     """Derive the overall state from the parts, and tell the tenant's browsers."""
     with transaction.atomic():
+        _lock_tenant(tenant_id)
         # Locked: the watcher, a task and a request may derive the state at the same time.
         network = (
             TenantNetwork.objects.select_for_update(of=("self",))
