@@ -152,19 +152,23 @@ def tenant_delete_finish(*, tenant_id: int) -> None:
 ALLOWED_WHILE_SUSPENDED = frozenset({"stop", "hibernate", "unexpose", "delete"})
 
 
-def ensure_tenant_allows(tenant: Tenant, action: str) -> None:
-    """Refuse ``action`` on an existing object of a suspended (or deleting) tenant, unless it
-    gives resources back (``ALLOWED_WHILE_SUSPENDED``): one rule for clusters and VMs."""
+def suspension_refusal(tenant: Tenant, action: str) -> str:
+    """Why the tenant's state refuses ``action`` on one of its objects, as the rest of a
+    sentence that starts with the tenant's name ("" when it does not): a suspended (or
+    deleting) tenant may only give back (``ALLOWED_WHILE_SUSPENDED``). One rule for clusters
+    and VMs, their services and their pages."""
     if tenant.is_active or action in ALLOWED_WHILE_SUSPENDED:
-        return
+        return ""
     state = tenant.get_state_display().lower()
-    raise ValidationError(
-        {
-            "__all__": f"Tenant {tenant.slug} is {state}: resources can only be given back"
-            " (stopped, hibernated, deleted)."
-        },
-        code="tenant_inactive",
-    )
+    return f"is {state}: resources can only be given back (stopped, hibernated, deleted)."
+
+
+def ensure_tenant_allows(tenant: Tenant, action: str) -> None:
+    """Refuse ``action`` on an existing object of a tenant whose state forbids it."""
+    if refusal := suspension_refusal(tenant, action):
+        raise ValidationError(
+            {"__all__": f"Tenant {tenant.slug} {refusal}"}, code="tenant_inactive"
+        )
 
 
 def ensure_tenant_active(tenant: Tenant) -> None:

@@ -39,7 +39,7 @@ from tenants.forms import ObjectFilterForm, PreviewedForm, TypedNameForm
 from tenants.models import AuditEvent, Tenant
 from tenants.scoping import DENIED_MESSAGES
 from tenants.selectors import QuotaLine, QuotaPreview, QuotaUsage
-from tenants.services import ALLOWED_WHILE_SUSPENDED
+from tenants.services import suspension_refusal
 from tenants.views.base import (
     ConfirmActionView,
     TenantAccess,
@@ -274,13 +274,9 @@ def create_refusal(tenant: Tenant, access: TenantAccess) -> str:
 
 def tenant_state_refusal(tenant: Tenant, action: str) -> str:
     """Why ``action`` on an object of ``tenant`` is refused by the tenant's state ("" when it
-    is not): a suspended tenant may only give back (``ALLOWED_WHILE_SUSPENDED``)."""
-    if tenant.is_active or action in ALLOWED_WHILE_SUSPENDED:
-        return ""
-    return (
-        f"{tenant.name} is {tenant.get_state_display().lower()}: resources can only be given"
-        " back (stopped, hibernated, deleted)."
-    )
+    is not), as the pages say it (``suspension_refusal`` is the rule)."""
+    refusal = suspension_refusal(tenant, action)
+    return f"{tenant.name} {refusal}" if refusal else ""
 
 
 # --- Action log -------------------------------------------------------------------------------

@@ -55,7 +55,6 @@ from butler_portal.watcher import Watcher
 from tenants.models import LoadBalancerRange
 from tests.browser.kube_journey import JOURNEY_PACE, onboard
 from tests.conftest import PASSWORD
-from tests.simulator_fixtures import _simulator_client  # noqa: F401 - the fixture, for pytest
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
