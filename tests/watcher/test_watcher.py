@@ -146,10 +146,13 @@ def test_two_watchers_elect_one_leader_and_the_standby_takes_over_when_it_stops(
     stopped_at = time.monotonic()
     leader.stop()
     assert _lease_holder(k8s, config.namespace) is None  # released on the way out
-    assert standby.wait_until_synced(config.lease_duration + 5)
-    # Released, not expired: the standby needs one retry period, not the lease duration.
+    # Released, not expired: the standby leads after one retry period, not the lease
+    # duration. (Only the takeover is timed: the new leader's first list handles every
+    # object left on the shared API server, which takes seconds late in a full run.)
+    assert eventually(lambda: standby.is_leader, timeout=config.lease_duration + 5)
     assert time.monotonic() - stopped_at < config.lease_duration
     assert _lease_holder(k8s, config.namespace) == standby.identity
+    assert standby.wait_until_synced(30)
 
     listener.drain()
     report_network_ready(portal_k8s, network)
