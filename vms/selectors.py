@@ -176,7 +176,11 @@ def vm_timeline(vm: VirtualMachine) -> list[Step]:
 
 def vm_allowed_actions(vm: VirtualMachine) -> frozenset[str]:
     """What the VM's state allows now (the caller's role is checked apart)."""
-    return allowed_actions(vm.state, vm.run_strategy)
+    allowed = allowed_actions(vm.state, vm.run_strategy)
+    service = vm_service_of(vm)
+    if service is None or service.deletion_requested_at is not None:
+        return allowed - {"unexpose"}  # nothing to withdraw
+    return allowed
 
 
 def vm_service_of(vm: VirtualMachine) -> VMService | None:

@@ -240,10 +240,7 @@ ACCESS_ORDER = ("console", "expose", "unexpose")
 def vm_actions(vm: VirtualMachine, access: TenantAccess) -> VMActions:
     if not access.can_operate:
         return VMActions(power=[], access=[], delete=None)
-    allowed = set(vm_allowed_actions(vm))
-    service = vm_service_of(vm)
-    if service is None or service.deletion_requested_at is not None:
-        allowed.discard("unexpose")  # nothing to withdraw
+    allowed = vm_allowed_actions(vm)
     hints = _hints(vm)
 
     # A suspended tenant may only give back (stop, delete, withdraw ports) and look (console).
