@@ -20,8 +20,9 @@ from clusters.services import (
     kubernetes_version_check,
     kubernetes_version_save,
 )
-from tenants.admin_base import CatalogAdmin, TenantOwnedAdmin, catalog_form
+from tenants.admin_base import CatalogAdmin, TenantOwnedAdmin
 from tenants.audit import Actor
+from tenants.catalogs import catalog_form
 
 
 @admin.register(KubernetesVersion)

@@ -6,7 +6,10 @@ class ClustersConfig(AppConfig):
     verbose_name = "Kubernetes clusters"
 
     def ready(self) -> None:
-        # The clusters pages plug into the tenant navigation and dashboard like any app's.
+        # The pages plug into the tenant navigation and dashboard like any app's, and
+        # its catalogs into the operator console.
+        from clusters.catalogs import register_cluster_catalogs
         from clusters.views import register_cluster_pages
 
         register_cluster_pages()
+        register_cluster_catalogs()

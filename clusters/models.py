@@ -14,6 +14,7 @@ the watcher derives phase, reason and timeline (see ``clusters.lifecycle``).
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -87,6 +88,11 @@ class KubernetesVersion(models.Model):
     def clean(self) -> None:
         if not VERSION_PATTERN.match(self.version):
             raise ValidationError({"version": "Use a release version such as v1.35.4."})
+
+    def validate_constraints(self, exclude: Collection[str] | None = None) -> None:
+        # Making a version the default is allowed: the save service demotes the previous
+        # one in the same transaction, so forms must not refuse it up front.
+        super().validate_constraints(exclude={*(exclude or ()), "status"})
 
     @property
     def is_available(self) -> bool:

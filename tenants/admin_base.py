@@ -9,34 +9,14 @@ checked and audited.
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Callable
 from typing import Any
 
 from django.contrib import admin
 from django.forms import ModelForm
-from django.forms.models import construct_instance
 from django.http import HttpRequest
 
 from tenants.access import is_operator
 from tenants.audit import Actor
-
-
-class CatalogForm(ModelForm):  # type: ignore[type-arg]
-    """Runs the service's checks while the form can still show them on its fields."""
-
-    check: Callable[[Any], None]
-
-    def clean(self) -> dict[str, Any] | None:
-        cleaned = super().clean()
-        # The row as it would be saved (the form fills the real instance only after clean).
-        candidate = construct_instance(self, copy.copy(self.instance))
-        type(self).check(candidate)
-        return cleaned
-
-
-def catalog_form(check: Callable[[Any], None]) -> type[CatalogForm]:
-    return type("CatalogCheckedForm", (CatalogForm,), {"check": staticmethod(check)})
 
 
 class OperatorAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
@@ -54,6 +34,8 @@ class OperatorAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 class CatalogAdmin(OperatorAdmin):
     """Operators add and change entries; ``save_with_service`` saves through the service."""
+
+    readonly_fields = ["created_at"]  # set once, when the entry is added
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return is_operator(request.user)

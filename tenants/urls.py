@@ -3,7 +3,17 @@
 from django.urls import path
 
 from tenants.models import Tenant
-from tenants.views import audit, dashboard, home, invitations, members, network, operator, tokens
+from tenants.views import (
+    audit,
+    catalogs,
+    dashboard,
+    home,
+    invitations,
+    members,
+    network,
+    operator,
+    tokens,
+)
 
 urlpatterns = [
     path("", home.HomeView.as_view(), name="home"),
@@ -106,6 +116,17 @@ urlpatterns = [
         "operator/networks/ranges/<int:pk>/delete/",
         network.LoadBalancerRangeDeleteView.as_view(),
         name="operator-network-range-delete",
+    ),
+    path("operator/catalogs/", catalogs.OperatorCatalogsView.as_view(), name="operator-catalogs"),
+    path(
+        "operator/catalogs/<slug:catalog>/new/",
+        catalogs.CatalogEntryView.as_view(),
+        name="operator-catalog-add",
+    ),
+    path(
+        "operator/catalogs/<slug:catalog>/<int:pk>/",
+        catalogs.CatalogEntryView.as_view(),
+        name="operator-catalog-change",
     ),
     path("operator/users/", operator.OperatorUsersView.as_view(), name="operator-users"),
     path(

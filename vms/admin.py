@@ -10,8 +10,9 @@ from typing import Any
 
 from django.contrib import admin
 
-from tenants.admin_base import CatalogAdmin, TenantOwnedAdmin, catalog_form
+from tenants.admin_base import CatalogAdmin, TenantOwnedAdmin
 from tenants.audit import Actor
+from tenants.catalogs import catalog_form
 from vms.models import StorageClass, VirtualMachine, VMImage
 from vms.services import storage_class_check, storage_class_save, vm_image_check, vm_image_save
 

@@ -6,7 +6,10 @@ class VmsConfig(AppConfig):
     verbose_name = "Virtual machines"
 
     def ready(self) -> None:
-        # The VM pages plug into the tenant navigation and dashboard like any app's.
+        # The pages plug into the tenant navigation and dashboard like any app's, and
+        # its catalogs into the operator console.
+        from vms.catalogs import register_vm_catalogs
         from vms.views import register_vm_pages
 
         register_vm_pages()
+        register_vm_catalogs()

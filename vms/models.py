@@ -18,6 +18,7 @@ the tenant's MetalLB share.
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
@@ -134,6 +135,11 @@ class StorageClass(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def validate_constraints(self, exclude: Collection[str] | None = None) -> None:
+        # Making a storage class the default is allowed: the save service demotes the
+        # previous one in the same transaction, so forms must not refuse it up front.
+        super().validate_constraints(exclude={*(exclude or ()), "is_default"})
 
 
 # --- SSH keys -----------------------------------------------------------------------------

@@ -171,5 +171,8 @@
     }
     scheduleAllToasts();
     wireSlugField();
+    // Back on a long page after a change: show the part that changed.
+    const shown = document.querySelector("[data-scroll-into-view]");
+    if (shown) shown.scrollIntoView({ block: "start" });
   });
 })();

@@ -78,7 +78,7 @@ def redirect_after_post(request: HttpRequest, to: str) -> HttpResponse:
 # --- Service errors onto forms -------------------------------------------------------------
 
 
-def apply_service_error(form: forms.Form, error: ValidationError) -> None:
+def apply_service_error(form: forms.BaseForm, error: ValidationError) -> None:
     """Put a service's ValidationError on the form: keyed errors on their fields,
     ``__all__`` and keys the form has no field for as non-field errors."""
     if not hasattr(error, "error_dict"):
@@ -258,7 +258,7 @@ class ConfirmActionView(PortalView):
         """The posted fields, or None to build an unbound form for the question."""
         return self.request.POST if self.request.method == "POST" else None
 
-    def get_form(self) -> forms.Form:
+    def get_form(self) -> forms.BaseForm:
         return PlainConfirmationForm(self.submitted_data())
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
