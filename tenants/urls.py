@@ -7,6 +7,7 @@ from tenants.views import (
     audit,
     catalogs,
     dashboard,
+    drift,
     home,
     invitations,
     members,
@@ -128,6 +129,7 @@ urlpatterns = [
         catalogs.CatalogEntryView.as_view(),
         name="operator-catalog-change",
     ),
+    path("operator/drift/", drift.OperatorDriftView.as_view(), name="operator-drift"),
     path("operator/users/", operator.OperatorUsersView.as_view(), name="operator-users"),
     path(
         "operator/users/<int:pk>/disable/",

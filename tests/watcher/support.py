@@ -8,6 +8,8 @@ from collections.abc import Callable
 
 from butler_portal.kube import kube_client
 from butler_portal.kube.adapter import KubeClient
+from butler_portal.labels import portal_labels
+from butler_portal.watcher import ObjectRef
 from tenants.audit import Actor
 from tenants.models import Tenant, TenantNetwork, User
 from tenants.services import tenant_create
@@ -92,3 +94,16 @@ def eventually(condition: Callable[[], bool], timeout: float) -> bool:
             return False
         time.sleep(0.02)
     return True
+
+
+def ghost_vpc(client: KubeClient, slug: str) -> ObjectRef:
+    """A managed Vpc of a tenant the portal does not have (deleted behind its back)."""
+    client.apply(
+        {
+            "apiVersion": "kubeovn.io/v1",
+            "kind": "Vpc",
+            "metadata": {"name": f"tenant-{slug}", "labels": portal_labels(slug)},
+            "spec": {"namespaces": [f"tenant-{slug}"]},
+        }
+    )
+    return ObjectRef("kubeovn.io/v1", "Vpc", "", f"tenant-{slug}")

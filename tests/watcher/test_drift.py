@@ -12,12 +12,11 @@ from django.core.management import call_command
 
 from butler_portal.kube.adapter import KubeClient
 from butler_portal.kube.errors import NotFound
-from butler_portal.labels import portal_labels
 from butler_portal.watcher import ObjectRef, Watcher
 from butler_portal.watcher.drift import Missing, Orphan, drift_report, reconcile
 from tenants.drift import drift_checks
 from tenants.models import LoadBalancerRange, TenantNetwork, User
-from tests.watcher.support import eventually, onboard
+from tests.watcher.support import eventually, ghost_vpc, onboard
 
 pytestmark = [pytest.mark.k8s, pytest.mark.django_db(transaction=True)]
 
@@ -26,19 +25,6 @@ CHECK = "tenant networks"
 
 def subnet_of(network: TenantNetwork) -> ObjectRef:
     return ObjectRef("kubeovn.io/v1", "Subnet", "", network.namespace)
-
-
-def ghost_vpc(client: KubeClient, slug: str) -> ObjectRef:
-    """A managed Vpc of a tenant the portal does not have (deleted behind its back)."""
-    client.apply(
-        {
-            "apiVersion": "kubeovn.io/v1",
-            "kind": "Vpc",
-            "metadata": {"name": f"tenant-{slug}", "labels": portal_labels(slug)},
-            "spec": {"namespaces": [f"tenant-{slug}"]},
-        }
-    )
-    return ObjectRef("kubeovn.io/v1", "Vpc", "", f"tenant-{slug}")
 
 
 def test_a_deleted_subnet_is_applied_again_through_the_tenant_service(
