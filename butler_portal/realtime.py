@@ -1,4 +1,5 @@
-"""Live updates: small events on a tenant's channel group, pushed to its open browsers.
+"""Live updates: small events on a tenant's channel group, pushed to its open browsers
+(and on the platform's group, to the operator console's).
 
 An event says *what* changed (kind and id), never the data itself: the browser re-fetches
 the row or panel through the normal, permission-checked view. Events are published only
@@ -16,13 +17,16 @@ from channels.layers import get_channel_layer
 from django.db import transaction
 
 from tenants.access import Action
-from tenants.models import Tenant
+from tenants.models import Tenant, User
 
 EVENT_TYPE = "portal.event"
 ACCESS_CHANGED = "access.changed"
+#: Every tenant's events, for the operator console (operators and auditors see all tenants).
+PLATFORM_GROUP = "platform"
 
 # Close codes in the 4000 range mirror HTTP: the browser can tell "sign in" from "no access".
 CLOSE_UNAUTHENTICATED = 4401
+CLOSE_FORBIDDEN = 4403
 CLOSE_NOT_FOUND = 4404
 
 
@@ -34,11 +38,7 @@ def send_tenant_event(
     tenant_id: int, kind: str, object_id: int | str | None = None, **data: Any
 ) -> None:
     """Send an event now (callers outside a transaction: the watcher after its commit)."""
-    layer = get_channel_layer()
-    if layer is None:
-        return
-    event = {"kind": kind, "id": object_id, **data}
-    async_to_sync(layer.group_send)(tenant_group(tenant_id), {"type": EVENT_TYPE, "event": event})
+    _send((tenant_group(tenant_id), PLATFORM_GROUP), {"kind": kind, "id": object_id, **data})
 
 
 def publish_tenant_event(
@@ -48,31 +48,42 @@ def publish_tenant_event(
     transaction.on_commit(lambda: send_tenant_event(tenant_id, kind, object_id, **data))
 
 
-class TenantEventsConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
-    """``/ws/tenants/<slug>/``: the tenant's events, for anyone who may view the tenant.
+def publish_platform_event(kind: str) -> None:
+    """An event for the operator console alone, once the current transaction commits."""
+    transaction.on_commit(lambda: _send((PLATFORM_GROUP,), {"kind": kind, "id": None}))
 
-    A tenant outside the user's reach is indistinguishable from one that does not exist.
+
+def _send(groups: tuple[str, ...], event: dict[str, Any]) -> None:
+    layer = get_channel_layer()
+    if layer is None:
+        return
+
+    async def send_to_each() -> None:  # one hop to the event loop for every group
+        for group in groups:
+            await layer.group_send(group, {"type": EVENT_TYPE, "event": event})
+
+    async_to_sync(send_to_each)()
+
+
+class EventsConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
+    """A one-way stream of one channel group's events to a browser (``live.js``).
+
+    Subclasses decide in ``connect`` who may listen, then ``join`` the group; an
+    ``access.changed`` event makes them decide again (``still_allowed``) and close with
+    ``refusal_code`` when the answer is no.
     """
 
-    tenant_id: int | None = None
+    group: str | None = None
+    refusal_code: int = CLOSE_FORBIDDEN
 
-    async def connect(self) -> None:
-        user = self.scope.get("user")
-        if user is None or not user.is_authenticated:
-            await self.close(code=CLOSE_UNAUTHENTICATED)
-            return
-        tenant_id = await self._visible_tenant_id(self.scope["url_route"]["kwargs"]["slug"])
-        if tenant_id is None:
-            await self.close(code=CLOSE_NOT_FOUND)
-            return
-        self.tenant_id = tenant_id
-        await self.channel_layer.group_add(tenant_group(tenant_id), self.channel_name)
+    async def join(self, group: str) -> None:
+        self.group = group
+        await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()
-        await self.send_json({"kind": "hello", "tenant": self.scope["url_route"]["kwargs"]["slug"]})
 
     async def disconnect(self, code: int) -> None:
-        if self.tenant_id is not None:
-            await self.channel_layer.group_discard(tenant_group(self.tenant_id), self.channel_name)
+        if self.group is not None:
+            await self.channel_layer.group_discard(self.group, self.channel_name)
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
         # The socket is one-way (server to browser); a ping gets a pong so clients can
@@ -82,28 +93,90 @@ class TenantEventsConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
 
     async def portal_event(self, message: dict[str, Any]) -> None:
         event = message["event"]
-        if event.get("kind") == ACCESS_CHANGED:
-            # Membership changed somewhere in this tenant: make sure we may still listen.
-            slug = self.scope["url_route"]["kwargs"]["slug"]
-            if await self._visible_tenant_id(slug) is None:
-                await self.close(code=CLOSE_NOT_FOUND)
-                return
+        if event.get("kind") == ACCESS_CHANGED and not await self.still_allowed():
+            await self.close(code=self.refusal_code)
+            return
         await self.send_json(event)
 
-    async def _visible_tenant_id(self, slug: str) -> int | None:
-        found: int | None = await database_sync_to_async(self._visible_tenant_id_now)(slug)
+    async def still_allowed(self) -> bool:
+        raise NotImplementedError
+
+    def signed_in(self) -> bool:
+        user = self.scope.get("user")
+        return user is not None and bool(user.is_authenticated)
+
+    def reread_user(self) -> User:
+        """The scope's user as the database has it now (the scope's copy may predate a
+        deactivation)."""
+        user: User = self.scope["user"]
+        user.refresh_from_db(fields=["is_active", "platform_role", "is_superuser"])
+        return user
+
+
+class TenantEventsConsumer(EventsConsumer):
+    """``/ws/tenants/<slug>/``: the tenant's events, for anyone who may view the tenant.
+
+    A tenant outside the user's reach is indistinguishable from one that does not exist.
+    """
+
+    refusal_code = CLOSE_NOT_FOUND
+
+    async def connect(self) -> None:
+        if not self.signed_in():
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return
+        tenant_id = await self._visible_tenant_id()
+        if tenant_id is None:
+            await self.close(code=CLOSE_NOT_FOUND)
+            return
+        await self.join(tenant_group(tenant_id))
+        await self.send_json({"kind": "hello", "tenant": self.scope["url_route"]["kwargs"]["slug"]})
+
+    async def still_allowed(self) -> bool:
+        # Membership changed somewhere in this tenant: make sure we may still listen.
+        return await self._visible_tenant_id() is not None
+
+    async def _visible_tenant_id(self) -> int | None:
+        found: int | None = await database_sync_to_async(self._visible_tenant_id_now)()
         return found
 
-    def _visible_tenant_id_now(self, slug: str) -> int | None:
-        user = self.scope["user"]
-        # Re-read the user: the scope's copy may predate a deactivation.
-        user.refresh_from_db(fields=["is_active", "platform_role", "is_superuser"])
+    def _visible_tenant_id_now(self) -> int | None:
         return (
-            Tenant.objects.for_user(user, Action.VIEW)
-            .filter(slug=slug)
+            Tenant.objects.for_user(self.reread_user(), Action.VIEW)
+            .filter(slug=self.scope["url_route"]["kwargs"]["slug"])
             .values_list("pk", flat=True)
             .first()
         )
 
 
-__all__ = ["TenantEventsConsumer", "publish_tenant_event", "send_tenant_event", "tenant_group"]
+class PlatformEventsConsumer(EventsConsumer):
+    """``/ws/platform/``: every tenant's events, for platform operators and auditors (the
+    operator console's fleet)."""
+
+    async def connect(self) -> None:
+        if not self.signed_in():
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return
+        if not await self.still_allowed():
+            await self.close(code=CLOSE_FORBIDDEN)
+            return
+        await self.join(PLATFORM_GROUP)
+        await self.send_json({"kind": "hello"})
+
+    async def still_allowed(self) -> bool:
+        allowed: bool = await database_sync_to_async(self._sees_every_tenant_now)()
+        return allowed
+
+    def _sees_every_tenant_now(self) -> bool:
+        user = self.reread_user()
+        return user.is_active and user.sees_every_tenant
+
+
+__all__ = [
+    "PlatformEventsConsumer",
+    "TenantEventsConsumer",
+    "publish_platform_event",
+    "publish_tenant_event",
+    "send_tenant_event",
+    "tenant_group",
+]

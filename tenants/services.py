@@ -22,7 +22,7 @@ from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from butler_portal.realtime import ACCESS_CHANGED, publish_tenant_event
+from butler_portal.realtime import ACCESS_CHANGED, publish_platform_event, publish_tenant_event
 from butler_portal.tasks import enqueue_after_commit
 from tenants.access import TenantRole
 from tenants.audit import Actor, audit_record, diff
@@ -514,6 +514,7 @@ def user_set_active(*, actor: Actor, user: User, active: bool) -> User:
         raise ValidationError({"__all__": "You cannot disable your own account."})
     if user.is_active == active:
         return user
+    was_platform_reader = user.sees_every_tenant  # as it stands while still active
     user.is_active = active
     user.save(update_fields=["is_active"])
     if not active:
@@ -521,6 +522,8 @@ def user_set_active(*, actor: Actor, user: User, active: bool) -> User:
         # Open sockets (live updates, consoles) re-check their user on this event.
         for tenant_id in user.memberships.values_list("tenant_id", flat=True):
             publish_tenant_event(tenant_id, ACCESS_CHANGED)
+        if was_platform_reader:
+            publish_platform_event(ACCESS_CHANGED)  # the operator console's live channel
     audit_record(
         actor=actor,
         action="enable" if active else "disable",

@@ -8,6 +8,7 @@ from tenants.views import (
     catalogs,
     dashboard,
     drift,
+    fleet,
     home,
     invitations,
     members,
@@ -129,6 +130,7 @@ urlpatterns = [
         catalogs.CatalogEntryView.as_view(),
         name="operator-catalog-change",
     ),
+    path("operator/fleet/", fleet.OperatorFleetView.as_view(), name="operator-fleet"),
     path("operator/drift/", drift.OperatorDriftView.as_view(), name="operator-drift"),
     path("operator/users/", operator.OperatorUsersView.as_view(), name="operator-users"),
     path(

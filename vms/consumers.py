@@ -53,6 +53,7 @@ from butler_portal.kube.adapter import ConsoleStream, KubeClient
 from butler_portal.kube.errors import Forbidden, KubeError, Transient, Unauthorized
 from butler_portal.realtime import (
     ACCESS_CHANGED,
+    CLOSE_FORBIDDEN,
     CLOSE_NOT_FOUND,
     CLOSE_UNAUTHENTICATED,
     tenant_group,
@@ -70,7 +71,6 @@ from vms.services import vm_console_closed, vm_console_opened
 logger = logging.getLogger(__name__)
 
 CLOSE_ENDED = 1000
-CLOSE_FORBIDDEN = 4403
 CLOSE_NOT_RUNNING = 4409
 CLOSE_UPSTREAM = 4502
 #: Refusals about who is asking: the handshake itself is refused, nothing is ever accepted.

@@ -32,3 +32,29 @@ def register_cluster_pages() -> None:
         )
     )
     register_dashboard_panel("clusters/dashboard_card.html", order=5)
+
+    # ...and into the operators' fleet.
+    from clusters.forms import ClusterFilterForm
+    from clusters.models import Cluster
+    from clusters.selectors import clusters_for
+    from clusters.views.display import cluster_rows
+    from clusters.views.pages import CLUSTERS
+    from tenants.views.fleet import FleetKind, register_fleet_kind
+
+    def describe(cluster: Cluster) -> str:
+        workers = f"{cluster.worker_count} × {cluster.instance_type.name}"
+        return (
+            f"{cluster.version.version} · {workers}{' · hibernated' if cluster.hibernated else ''}"
+        )
+
+    register_fleet_kind(
+        FleetKind(
+            key="clusters",
+            kind=CLUSTERS,
+            objects=clusters_for,
+            rows=cluster_rows,
+            filter_form=ClusterFilterForm,
+            describe=describe,
+            order=10,
+        )
+    )

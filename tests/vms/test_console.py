@@ -23,7 +23,7 @@ from tenants.audit import Actor
 from tenants.models import AuditEvent, Membership, Tenant, User
 from tenants.owned import namespace_of
 from tenants.services import membership_change_role, membership_remove
-from tests.realtime.test_tenant_events_socket import ORIGIN, session_cookie_for
+from tests.realtime.test_event_sockets import ORIGIN, session_cookie_for
 from tests.simulator_fixtures import wait_for
 from tests.vms.conftest import make_running, make_vm_row
 from vms.consumers import (

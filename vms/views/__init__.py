@@ -30,3 +30,26 @@ def register_vm_pages() -> None:
         TenantNavItem("Virtual machines", "vm-list", icon="vm", order=30, also_active_for=VM_PAGES)
     )
     register_dashboard_panel("vms/dashboard_card.html", order=6)
+
+    # ...and into the operators' fleet.
+    from tenants.views.fleet import FleetKind, register_fleet_kind
+    from vms.forms import VMFilterForm
+    from vms.models import VirtualMachine
+    from vms.selectors import vms_for
+    from vms.views.display import vm_rows
+    from vms.views.pages import VMS
+
+    def describe(vm: VirtualMachine) -> str:
+        return f"{vm.image.display_name} · {vm.instance_type.name} · {vm.disk_gib} GiB"
+
+    register_fleet_kind(
+        FleetKind(
+            key="vms",
+            kind=VMS,
+            objects=vms_for,
+            rows=vm_rows,
+            filter_form=VMFilterForm,
+            describe=describe,
+            order=20,
+        )
+    )

@@ -1,9 +1,10 @@
-"""The tenant events websocket, from the outside: who may listen, and what they hear."""
+"""The live-event websockets (a tenant's, the platform's), from the outside: who may listen,
+and what they hear."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 
 import pytest
@@ -14,11 +15,14 @@ from django.test import Client
 from butler_portal.asgi import application
 from butler_portal.realtime import (
     ACCESS_CHANGED,
+    CLOSE_FORBIDDEN,
     CLOSE_NOT_FOUND,
     CLOSE_UNAUTHENTICATED,
     send_tenant_event,
 )
+from tenants.audit import Actor
 from tenants.models import Membership, Tenant, User
+from tenants.services import user_set_active
 from tests.conftest import make_tenant, make_user
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -32,14 +36,20 @@ def session_cookie_for(user: User) -> bytes:
     return f"sessionid={client.cookies['sessionid'].value}".encode()
 
 
-@asynccontextmanager
-async def socket(
+def socket(
     slug: str, user: User | None, origin: tuple[bytes, bytes] = ORIGIN
+) -> AbstractAsyncContextManager[tuple[WebsocketCommunicator, bool, int | None]]:
+    return socket_at(f"/ws/tenants/{slug}/", user, origin)
+
+
+@asynccontextmanager
+async def socket_at(
+    path: str, user: User | None, origin: tuple[bytes, bytes] = ORIGIN
 ) -> AsyncIterator[tuple[WebsocketCommunicator, bool, int | None]]:
     headers = [origin]
     if user is not None:
         headers.append((b"cookie", await sync_to_async(session_cookie_for)(user)))
-    communicator = WebsocketCommunicator(application, f"/ws/tenants/{slug}/", headers=headers)
+    communicator = WebsocketCommunicator(application, path, headers=headers)
     connected, code = await communicator.connect(timeout=5)
     try:
         yield communicator, connected, code
@@ -165,3 +175,43 @@ async def test_ping_gets_a_pong(world: World) -> None:
         await communicator.receive_json_from(timeout=5)
         await communicator.send_json_to({"kind": "ping"})
         assert await communicator.receive_json_from(timeout=5) == {"kind": "pong"}
+
+
+# --- The platform's channel (the operator console's fleet) ---------------------------------
+
+PLATFORM = "/ws/platform/"
+
+
+@pytest.mark.parametrize("persona", [None, "bob", "carol", "nobody"])
+async def test_the_platform_channel_is_for_operators_and_auditors_only(
+    world: World, persona: str | None
+) -> None:
+    user = world.user(persona) if persona else None
+    async with socket_at(PLATFORM, user) as (_, connected, code):
+        assert not connected
+        assert code == (CLOSE_FORBIDDEN if user else CLOSE_UNAUTHENTICATED)
+
+
+@pytest.mark.parametrize("persona", ["oscar", "audrey"])
+async def test_operators_and_auditors_hear_every_tenants_events(world: World, persona: str) -> None:
+    async with socket_at(PLATFORM, world.user(persona)) as (communicator, connected, _):
+        assert connected
+        assert await communicator.receive_json_from(timeout=5) == {"kind": "hello"}
+        await sync_to_async(send_tenant_event)(world.acme.pk, "vm.changed", 7, state="running")
+        await sync_to_async(send_tenant_event)(world.globex.pk, "cluster.changed", 9)
+        assert await communicator.receive_json_from(timeout=5) == {
+            "kind": "vm.changed",
+            "id": 7,
+            "state": "running",
+        }
+        assert (await communicator.receive_json_from(timeout=5))["id"] == 9
+
+
+async def test_a_disabled_operator_is_dropped_from_the_platform_channel(world: World) -> None:
+    colleague = await sync_to_async(make_user)("opal", "operator")
+    async with socket_at(PLATFORM, colleague) as (communicator, connected, _):
+        assert connected
+        await communicator.receive_json_from(timeout=5)  # hello
+        await sync_to_async(user_set_active)(actor=Actor(world.oscar), user=colleague, active=False)
+        closed = await communicator.receive_output(timeout=5)
+        assert closed == {"type": "websocket.close", "code": CLOSE_FORBIDDEN}
