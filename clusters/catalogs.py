@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from clusters.models import ClusterAddon, InstanceType, KubernetesVersion
 from clusters.services import (
+    CLUSTER_ADDON_FIELDS,
+    INSTANCE_TYPE_FIELDS,
+    KUBERNETES_VERSION_FIELDS,
     cluster_addon_check,
     cluster_addon_save,
     instance_type_check,
@@ -13,8 +14,15 @@ from clusters.services import (
     kubernetes_version_check,
     kubernetes_version_save,
 )
-from tenants.audit import Actor
-from tenants.catalogs import Badge, Catalog, Column, UsedBy, register_catalog, retired_badge
+from tenants.catalogs import (
+    Badge,
+    Catalog,
+    Column,
+    UsedBy,
+    register_catalog,
+    retired_badge,
+    saved_by,
+)
 
 CLUSTERS = UsedBy("clusters", "cluster", "clusters")
 
@@ -32,18 +40,6 @@ def _version_badge(version: KubernetesVersion) -> Badge:
     )
 
 
-def _save_version(actor: Actor, version: Any) -> object:
-    return kubernetes_version_save(actor=actor, version=version)
-
-
-def _save_instance_type(actor: Actor, instance_type: Any) -> object:
-    return instance_type_save(actor=actor, instance_type=instance_type)
-
-
-def _save_addon(actor: Actor, addon: Any) -> object:
-    return cluster_addon_save(actor=actor, addon=addon)
-
-
 KUBERNETES_VERSIONS = Catalog(
     key="kubernetes-versions",
     title="Kubernetes versions",
@@ -53,10 +49,10 @@ KUBERNETES_VERSIONS = Catalog(
         "versions warn; end-of-life ones are offered no more."
     ),
     model=KubernetesVersion,
-    fields=("version", "status", "node_image"),
+    fields=KUBERNETES_VERSION_FIELDS,
     labels={"node_image": "Worker image"},
     check=kubernetes_version_check,
-    save=_save_version,
+    save=saved_by(kubernetes_version_save, "version"),
     name_of=lambda version: version.version,
     columns=(
         Column("Version", lambda version: version.version, mono=True),
@@ -79,10 +75,10 @@ INSTANCE_TYPES = Catalog(
     noun="instance type",
     description="Machine sizes for cluster workers and virtual machines.",
     model=InstanceType,
-    fields=("name", "vcpu", "memory_mib", "description", "active"),
+    fields=INSTANCE_TYPE_FIELDS,
     labels={"vcpu": "vCPU", "memory_mib": "Memory (MiB)", "active": "Offered"},
     check=instance_type_check,
-    save=_save_instance_type,
+    save=saved_by(instance_type_save, "instance_type"),
     name_of=lambda instance_type: instance_type.name,
     columns=(
         Column("Name", lambda instance_type: instance_type.name, mono=True),
@@ -103,17 +99,7 @@ CLUSTER_ADDONS = Catalog(
         "cluster; clusters pick up a change at their next apply."
     ),
     model=ClusterAddon,
-    fields=(
-        "name",
-        "description",
-        "repository_url",
-        "chart",
-        "version",
-        "values",
-        "target_namespace",
-        "required",
-        "active",
-    ),
+    fields=CLUSTER_ADDON_FIELDS,
     labels={
         "repository_url": "Helm repository",
         "version": "Chart version",
@@ -123,7 +109,7 @@ CLUSTER_ADDONS = Catalog(
         "active": "Offered",
     },
     check=cluster_addon_check,
-    save=_save_addon,
+    save=saved_by(cluster_addon_save, "addon"),
     name_of=lambda addon: addon.name,
     columns=(
         Column("Name", lambda addon: addon.name, mono=True),

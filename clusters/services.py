@@ -340,6 +340,23 @@ def cluster_delete(*, actor: Actor, cluster: Cluster, confirm_name: str) -> bool
 # --- Catalog --------------------------------------------------------------------------------
 
 
+#: What an operator sets on each catalog entry (the API, the console's form and the audit
+#: trail all name these).
+KUBERNETES_VERSION_FIELDS = ("version", "status", "node_image")
+INSTANCE_TYPE_FIELDS = ("name", "vcpu", "memory_mib", "description", "active")
+CLUSTER_ADDON_FIELDS = (
+    "name",
+    "description",
+    "repository_url",
+    "chart",
+    "version",
+    "values",
+    "target_namespace",
+    "required",
+    "active",
+)
+
+
 def kubernetes_version_check(version: KubernetesVersion) -> None:
     """Refuse changes the catalog must not take (the admin's form calls this too)."""
     stored = KubernetesVersion.objects.filter(pk=version.pk).first() if version.pk else None
@@ -373,7 +390,7 @@ def kubernetes_version_save(*, actor: Actor, version: KubernetesVersion) -> Kube
         for previous in previous_defaults:
             previous.status = KubernetesVersion.Status.SUPPORTED
             audited_save(actor=actor, row=previous, fields=["status"])
-    audited_save(actor=actor, row=version, fields=["version", "status", "node_image"])
+    audited_save(actor=actor, row=version, fields=KUBERNETES_VERSION_FIELDS)
     return version
 
 
@@ -397,7 +414,7 @@ def instance_type_save(*, actor: Actor, instance_type: InstanceType) -> Instance
     audited_save(
         actor=actor,
         row=instance_type,
-        fields=["name", "vcpu", "memory_mib", "description", "active"],
+        fields=INSTANCE_TYPE_FIELDS,
     )
     return instance_type
 
@@ -427,17 +444,7 @@ def cluster_addon_save(*, actor: Actor, addon: ClusterAddon) -> ClusterAddon:
     audited_save(
         actor=actor,
         row=addon,
-        fields=[
-            "name",
-            "description",
-            "repository_url",
-            "chart",
-            "version",
-            "values",
-            "target_namespace",
-            "required",
-            "active",
-        ],
+        fields=CLUSTER_ADDON_FIELDS,
     )
     return addon
 

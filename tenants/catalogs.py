@@ -134,6 +134,11 @@ class Catalog:
         ]
 
 
+def saved_by(service: Callable[..., object], keyword: str) -> Callable[[Actor, Any], object]:
+    """A catalog's ``save`` from its save service, which takes the entry as ``keyword``."""
+    return lambda actor, entry: service(actor=actor, **{keyword: entry})
+
+
 _catalogs: dict[str, Catalog] = {}
 
 

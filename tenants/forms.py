@@ -411,3 +411,16 @@ class ObjectFilterForm(forms.Form):
         term: str = self.cleaned_data["q"].strip()
         state: str = self.cleaned_data[self.state_field]
         return term, state
+
+    def narrow(self, objects: QuerySet[Any]) -> QuerySet[Any]:
+        """``objects`` whose name holds the term and which are in the state, if given."""
+        term, state = self.narrowing()
+        if term:
+            objects = objects.filter(name__icontains=term)
+        if state:
+            objects = objects.filter(**{self.state_field: state})
+        return objects
+
+    @property
+    def narrows(self) -> bool:
+        return any(self.narrowing())

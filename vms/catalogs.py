@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from tenants.audit import Actor
-from tenants.catalogs import Badge, Catalog, Column, UsedBy, register_catalog, retired_badge
+from tenants.catalogs import (
+    Badge,
+    Catalog,
+    Column,
+    UsedBy,
+    register_catalog,
+    retired_badge,
+    saved_by,
+)
 from vms.models import StorageClass, VMImage
-from vms.services import storage_class_check, storage_class_save, vm_image_check, vm_image_save
+from vms.services import (
+    STORAGE_CLASS_FIELDS,
+    VM_IMAGE_FIELDS,
+    storage_class_check,
+    storage_class_save,
+    vm_image_check,
+    vm_image_save,
+)
 
 VMS = UsedBy("vms", "VM", "VMs")
-
-
-def _save_image(actor: Actor, image: Any) -> object:
-    return vm_image_save(actor=actor, image=image)
-
-
-def _save_storage_class(actor: Actor, storage_class: Any) -> object:
-    return storage_class_save(actor=actor, storage_class=storage_class)
 
 
 VM_IMAGES = Catalog(
@@ -29,17 +33,7 @@ VM_IMAGES = Catalog(
         "made from an image keep their disk when it changes."
     ),
     model=VMImage,
-    fields=(
-        "name",
-        "display_name",
-        "os",
-        "source_kind",
-        "source",
-        "default_login_user",
-        "min_disk_gib",
-        "description",
-        "active",
-    ),
+    fields=VM_IMAGE_FIELDS,
     labels={
         "os": "Operating system",
         "source_kind": "Source kind",
@@ -48,7 +42,7 @@ VM_IMAGES = Catalog(
         "active": "Offered",
     },
     check=vm_image_check,
-    save=_save_image,
+    save=saved_by(vm_image_save, "image"),
     name_of=lambda image: image.name,
     columns=(
         Column("Image", lambda image: image.display_name),
@@ -70,10 +64,10 @@ STORAGE_CLASSES = Catalog(
         "another one the default demotes it."
     ),
     model=StorageClass,
-    fields=("name", "kubernetes_name", "description", "is_default"),
+    fields=STORAGE_CLASS_FIELDS,
     labels={"kubernetes_name": "Kubernetes StorageClass", "is_default": "Default for new VMs"},
     check=storage_class_check,
-    save=_save_storage_class,
+    save=saved_by(storage_class_save, "storage_class"),
     name_of=lambda storage_class: storage_class.name,
     columns=(
         Column("Name", lambda storage_class: storage_class.name, mono=True),

@@ -474,6 +474,22 @@ def ssh_key_delete(*, actor: Actor, key: SSHKey) -> None:
 # --- Catalog --------------------------------------------------------------------------------
 
 
+#: What an operator sets on each catalog entry (the API, the console's form and the audit
+#: trail all name these).
+VM_IMAGE_FIELDS = (
+    "name",
+    "display_name",
+    "os",
+    "source_kind",
+    "source",
+    "default_login_user",
+    "min_disk_gib",
+    "description",
+    "active",
+)
+STORAGE_CLASS_FIELDS = ("name", "kubernetes_name", "description", "is_default")
+
+
 def vm_image_check(image: VMImage) -> None:
     """The source must suit its kind (the admin's form calls this too)."""
     from vms.models import HTTP_URL, IMAGE_REFERENCE
@@ -496,17 +512,7 @@ def vm_image_save(*, actor: Actor, image: VMImage) -> VMImage:
     audited_save(
         actor=actor,
         row=image,
-        fields=[
-            "name",
-            "display_name",
-            "os",
-            "source_kind",
-            "source",
-            "default_login_user",
-            "min_disk_gib",
-            "description",
-            "active",
-        ],
+        fields=VM_IMAGE_FIELDS,
     )
     return image
 
@@ -542,7 +548,7 @@ def storage_class_save(*, actor: Actor, storage_class: StorageClass) -> StorageC
     audited_save(
         actor=actor,
         row=storage_class,
-        fields=["name", "kubernetes_name", "description", "is_default"],
+        fields=STORAGE_CLASS_FIELDS,
     )
     return storage_class
 

@@ -26,6 +26,11 @@ from clusters.selectors import (
     cluster_allowed_actions,
     cluster_spec_with_defaults,
 )
+from clusters.services import (
+    CLUSTER_ADDON_FIELDS,
+    INSTANCE_TYPE_FIELDS,
+    KUBERNETES_VERSION_FIELDS,
+)
 from clusters.spec import ClusterSpec
 from tenants.api.serializers import ServiceModelSerializer, TenantSlugField, username_field
 
@@ -43,32 +48,21 @@ class KubernetesVersionSerializer(ServiceModelSerializer):
 
     class Meta:
         model = KubernetesVersion
-        fields = ["version", "status", "node_image", "created_at"]
+        fields = [*KUBERNETES_VERSION_FIELDS, "created_at"]
         read_only_fields = ["created_at"]
 
 
 class InstanceTypeSerializer(ServiceModelSerializer):
     class Meta:
         model = InstanceType
-        fields = ["name", "vcpu", "memory_mib", "description", "active", "created_at"]
+        fields = [*INSTANCE_TYPE_FIELDS, "created_at"]
         read_only_fields = ["created_at"]
 
 
 class ClusterAddonSerializer(ServiceModelSerializer):
     class Meta:
         model = ClusterAddon
-        fields = [
-            "name",
-            "description",
-            "repository_url",
-            "chart",
-            "version",
-            "values",
-            "target_namespace",
-            "required",
-            "active",
-            "created_at",
-        ]
+        fields = [*CLUSTER_ADDON_FIELDS, "created_at"]
         read_only_fields = ["created_at"]
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from django import forms
 from django.core.paginator import Paginator
-from django.db.models import Count, QuerySet
+from django.db.models import QuerySet
 from django.http import QueryDict
 
 from tenants.access import Action
@@ -99,30 +99,15 @@ class OperatorFleetView(ConsoleView):
 
     def summary(self, fleet_kind: FleetKind, objects: QuerySet[Any]) -> list[tuple[Any, int]]:
         """How many there are in each group of states, across the platform."""
-        field = fleet_kind.kind.states.field
-        by_state = dict(
-            objects.order_by()
-            .values_list(field)
-            .annotate(count=Count("id"))
-            .values_list(field, "count")
-        )
-        return [
-            (group, sum(by_state.get(state, 0) for state in group.states))
-            for group in fleet_kind.kind.states.groups
-        ]
+        return fleet_kind.kind.states.tally(objects)[1]
 
     def results(self, fleet_kind: FleetKind, objects: QuerySet[Any]) -> dict[str, Any]:
         params = self.request.GET
         filters = fleet_kind.filter_form(params)
         tenants = Tenant.objects.for_user(current_user(self.request), Action.VIEW).order_by("name")
         tenant_filter = TenantFilterForm(params, tenants)
-        term, state = filters.narrowing()
-        slug = tenant_filter.slug()
-        if term:
-            objects = objects.filter(name__icontains=term)
-        if state:
-            objects = objects.filter(**{filters.state_field: state})
-        if slug:
+        objects = filters.narrow(objects)
+        if slug := tenant_filter.slug():
             objects = objects.filter(tenant__slug=slug)
         ordered = objects.order_by("tenant__name", "name", "id")
         page = Paginator(ordered, PER_PAGE).get_page(params.get("page"))
@@ -133,5 +118,5 @@ class OperatorFleetView(ConsoleView):
             "rows": [
                 (row, fleet_kind.describe(row.object)) for row in fleet_kind.rows(page.object_list)
             ],
-            "filtered": bool(term or state or slug),
+            "filtered": filters.narrows or bool(slug),
         }

@@ -95,6 +95,17 @@ class StateStyles:
     resting: str
     groups: tuple[StateGroup, ...]
 
+    def tally(self, objects: QuerySet[Any]) -> tuple[int, list[tuple[StateGroup, int]]]:
+        """How many ``objects`` there are, and how many in each group (one query)."""
+        by_state = dict(
+            objects.order_by()
+            .values_list(self.field)
+            .annotate(count=Count("id"))
+            .values_list(self.field, "count")
+        )
+        groups = [(group, sum(by_state.get(s, 0) for s in group.states)) for group in self.groups]
+        return sum(by_state.values()), groups
+
     def badge(self, value: str, label: str) -> StateBadge:
         tone = self.tones.get(value, "grey")
         if value == self.settled:
@@ -522,18 +533,13 @@ class ObjectListView(ObjectKindView):
         """One page of the objects, as the list's parameters narrow them."""
         params = self.list_params()
         filters = self.filter_form(params)
-        term, state = filters.narrowing()
-        objects = self.objects()
-        if term:
-            objects = objects.filter(name__icontains=term)
-        if state:
-            objects = objects.filter(**{filters.state_field: state})
+        objects = filters.narrow(self.objects())
         page = Paginator(objects.order_by("name", "id"), self.per_page).get_page(params.get("page"))
         return {
             "filter_form": filters,
             "page": page,
             "rows": self.rows(page.object_list),
-            "filtered": bool(term or state),
+            "filtered": filters.narrows,
         }
 
 
@@ -546,20 +552,10 @@ class ObjectSummaryView(ObjectKindView):
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context = super().get_context_data(**kwargs)
         objects = self.objects()
-        field = self.kind.states.field
-        by_state = dict(
-            objects.order_by()
-            .values_list(field)
-            .annotate(count=Count("id"))
-            .values_list(field, "count")
-        )
-        counts = [
-            (group, sum(by_state.get(state, 0) for state in group.states))
-            for group in self.kind.states.groups
-        ]
+        total, counts = self.kind.states.tally(objects)
         recent = objects.order_by("-updated_at", "-id")[: self.recent_rows]
         context.update(
-            total=sum(by_state.values()),
+            total=total,
             counts=counts,
             recent=self.rows(recent),
             create_refusal=create_refusal(self.tenant, self.access),

@@ -30,6 +30,7 @@ from vms.selectors import (
     vm_spec_with_defaults,
     vm_timeline,
 )
+from vms.services import STORAGE_CLASS_FIELDS, VM_IMAGE_FIELDS
 from vms.spec import MAX_PORT, MIN_PORT, PROTOCOLS, PortSpec, VMSpec
 from vms.sshkeys import parse_public_key
 
@@ -42,18 +43,7 @@ POWER_ACTIONS = ["start", "stop", "restart"]
 class VMImageSerializer(ServiceModelSerializer):
     class Meta:
         model = VMImage
-        fields = [
-            "name",
-            "display_name",
-            "os",
-            "source_kind",
-            "source",
-            "default_login_user",
-            "min_disk_gib",
-            "description",
-            "active",
-            "created_at",
-        ]
+        fields = [*VM_IMAGE_FIELDS, "created_at"]
         read_only_fields = ["created_at"]
 
 
@@ -66,7 +56,7 @@ class StorageClassSerializer(ServiceModelSerializer):
 
     class Meta:
         model = StorageClass
-        fields = ["name", "kubernetes_name", "description", "is_default", "created_at"]
+        fields = [*STORAGE_CLASS_FIELDS, "created_at"]
         read_only_fields = ["created_at"]
 
 
