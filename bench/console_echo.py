@@ -179,6 +179,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=0,
         help="DB_CONN_MAX_AGE of the portal process (0, as bench.live_updates explains)",
     )
+    parser.add_argument(
+        "--web-pool-size",
+        type=int,
+        default=0,
+        help="DB_POOL_SIZE of the portal process (0: a new Postgres connection per use)",
+    )
     parser.add_argument("--max-seconds", type=float, default=600.0)
     parser.add_argument("--output", type=Path, help="also write the markdown report here")
     args = parser.parse_args(argv)
@@ -247,7 +253,9 @@ def measure(
     client = kube_client()
     assert client is not None
     simulator = SimulatorProcess(scratch / "simulate.log")
-    server = ConsolePortal(control_plane, scratch / "serve.log", args.web_conn_max_age)
+    server = ConsolePortal(
+        control_plane, scratch / "serve.log", args.web_conn_max_age, args.web_pool_size
+    )
     try:
         simulator.start(client, args.simulator_speed, deadline)
         guests = provision(client, args.vms, args.sessions, deadline)
@@ -311,12 +319,19 @@ def virt_api_available(client: KubeClient) -> bool:
 class ConsolePortal(PortalServer):
     """``manage.py serve`` as ``bench.live_updates`` runs it, on this benchmark's database."""
 
+    def __init__(
+        self, control_plane: LocalControlPlane, log_path: Path, conn_max_age: int, pool_size: int
+    ) -> None:
+        super().__init__(control_plane, log_path, conn_max_age)
+        self._pool_size = pool_size
+
     def start(self, deadline: float) -> None:
         database = urlsplit(os.environ["DATABASE_URL"])._replace(path=f"/{BENCH_DATABASE}")
         env = {
             **os.environ,
             "DATABASE_URL": database.geturl(),
             "DB_CONN_MAX_AGE": str(self._conn_max_age),
+            "DB_POOL_SIZE": str(self._pool_size),
             "KUBE_MODE": "kubeconfig",
             "KUBECONFIG": str(self._control_plane.kubeconfig_path),
         }
@@ -727,7 +742,8 @@ def render(results: Results, args: argparse.Namespace, apiserver_version: str) -
             f"The same simulated getty reached three ways (see `bench/console_echo.py`). One "
             f"keystroke outstanding per session; a keystroke is one byte in a binary frame and "
             f"its echo one byte back. The portal is `manage.py serve` (uvicorn, one process, "
-            f"`DB_CONN_MAX_AGE={args.web_conn_max_age}`); its clients' websockets negotiated "
+            f"`DB_CONN_MAX_AGE={args.web_conn_max_age}`, `DB_POOL_SIZE={args.web_pool_size}`); "
+            "its clients' websockets negotiated "
             f"`{results.portal_extensions}`, as a browser's would. {args.vms} running VMs, "
             "one tenant.",
             "",

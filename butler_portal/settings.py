@@ -116,6 +116,19 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
+#: Postgres connections the process keeps open and lends out (psycopg's pool, Django >= 5.1);
+#: 0 opens one per request. For the web process: under ASGI every request and every websocket's
+#: database call runs on a short-lived thread, so without a pool each pays for a new connection
+#: (bench/results/console_echo.md). Not for forking processes (Celery's prefork workers).
+DB_POOL_SIZE = env_int("DB_POOL_SIZE", 0)
+if DB_POOL_SIZE and DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    if DATABASES["default"]["CONN_MAX_AGE"]:
+        raise ImproperlyConfigured("DB_POOL_SIZE replaces DB_CONN_MAX_AGE: set that one to 0.")
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1,
+        "max_size": DB_POOL_SIZE,
+        "timeout": 10,  # seconds to wait for a free connection before failing the request
+    }
 if os.environ.get("TEST_DATABASE_NAME"):
     # Lets several test runs share one Postgres server without dropping each other's database.
     DATABASES["default"]["TEST"] = {"NAME": os.environ["TEST_DATABASE_NAME"]}

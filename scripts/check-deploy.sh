@@ -8,5 +8,6 @@ SECRET_KEY="$(.venv/bin/python -c 'import secrets; print(secrets.token_urlsafe(5
 ALLOWED_HOSTS=portal.example.com \
 CSRF_TRUSTED_ORIGINS=https://portal.example.com \
 DATABASE_URL=postgres://butler@db.invalid:5432/butler \
+DB_POOL_SIZE=10 \
 REDIS_URL=redis://redis.invalid:6379/0 \
   .venv/bin/python manage.py check --deploy --fail-level WARNING

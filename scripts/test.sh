@@ -8,6 +8,8 @@ eval "$(scripts/test-services.sh start)"
 export DEBUG=true  # test client over plain HTTP; security settings are checked by check-deploy
 export SECRET_KEY="${SECRET_KEY:-test-only-secret-key-not-for-production-0123456789}"
 export CELERY_TASK_ALWAYS_EAGER=true
+# Pooled Postgres connections, as the web process runs in production (README).
+export DB_POOL_SIZE="${DB_POOL_SIZE:-20}"
 # Tests that need Kubernetes point the portal at the session's local API server themselves.
 export KUBE_MODE=off
 # A database of its own per run, so parallel runs on one machine never collide.
