@@ -15,6 +15,7 @@ import hashlib
 import secrets
 from collections.abc import Mapping
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
@@ -39,6 +40,9 @@ from tenants.models import (
 )
 from tenants.network import lb_share_resize, network_allocate, network_request_apply
 from tenants.selectors import format_amount, quota_used
+
+if TYPE_CHECKING:
+    from butler_portal.watcher.drift import DriftReport
 
 # --- Tenants ------------------------------------------------------------------------------
 
@@ -532,6 +536,31 @@ def user_set_active(*, actor: Actor, user: User, active: bool) -> User:
         changes={"is_active": [not active, active]},
     )
     return user
+
+
+def drift_repair(*, actor: Actor) -> DriftReport:
+    """What the watcher's periodic reconcile does, now: compare the portal with the management
+    cluster and ask each owner's service to apply again what it lacks. Orphans are only
+    reported. Raises ``KubeError`` when the cluster does not answer, ``ValidationError``
+    without one."""
+    from butler_portal.kube import kube_client
+    from butler_portal.watcher.drift import reconcile
+    from butler_portal.watcher.registry import collect_drift_checks, handler_modules
+
+    client = kube_client()
+    if client is None:
+        raise ValidationError("The portal runs without a management cluster (KUBE_MODE=off).")
+    report = reconcile(client, collect_drift_checks(handler_modules()))
+    with transaction.atomic():
+        audit_record(
+            actor=actor,
+            action="repair_drift",
+            tenant=None,
+            object_type="platform",
+            object_repr="drift",
+            changes={"applied_again": [missing.owner for missing in report.missing]},
+        )
+    return report
 
 
 # --- API tokens ---------------------------------------------------------------------------

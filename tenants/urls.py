@@ -132,6 +132,11 @@ urlpatterns = [
     ),
     path("operator/fleet/", fleet.OperatorFleetView.as_view(), name="operator-fleet"),
     path("operator/drift/", drift.OperatorDriftView.as_view(), name="operator-drift"),
+    path(
+        "operator/drift/repair/",
+        drift.OperatorDriftRepairView.as_view(),
+        name="operator-drift-repair",
+    ),
     path("operator/users/", operator.OperatorUsersView.as_view(), name="operator-users"),
     path(
         "operator/users/<int:pk>/disable/",

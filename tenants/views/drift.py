@@ -5,12 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest, HttpResponse
+from django.urls import reverse
 
 from butler_portal.kube import kube_client
 from butler_portal.kube.errors import KubeError
 from butler_portal.watcher.drift import drift_report
 from butler_portal.watcher.registry import collect_drift_checks, handler_modules
-from tenants.views.base import htmx_target
+from tenants.audit import Actor
+from tenants.services import drift_repair
+from tenants.views.base import htmx_target, redirect_after_post
 from tenants.views.operator import ConsoleView
 
 REPORT = "drift-report"
@@ -40,3 +46,27 @@ class OperatorDriftView(ConsoleView):
         except KubeError as error:
             return {"unavailable": f"The management cluster did not answer: {error}"}
         return {"report": report}
+
+
+class OperatorDriftRepairView(ConsoleView):
+    """Operators: apply again now what the watcher would at its next reconcile."""
+
+    operators_only = True
+    http_method_names = ["post"]
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        try:
+            report = drift_repair(actor=Actor.from_request(request))
+        except ValidationError as error:
+            messages.error(request, " ".join(error.messages))
+        except KubeError as error:
+            messages.error(request, f"The management cluster did not answer: {error}")
+        else:
+            owners = len(report.missing)
+            messages.success(
+                request,
+                f"Applied again what {owners} owner{'s' if owners != 1 else ''} lacked."
+                if owners
+                else "Nothing was missing: there was nothing to apply again.",
+            )
+        return redirect_after_post(request, reverse("operator-drift"))
