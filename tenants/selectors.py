@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 
     from django.db.models import QuerySet
 
+    from butler_portal.kube.adapter import KubeClient
+    from butler_portal.watcher.drift import DriftReport
     from tenants.owned import TenantOwnedRow
 
 
@@ -501,3 +503,29 @@ def object_activity(obj: TenantOwnedRow) -> QuerySet[AuditEvent]:
     return AuditEvent.objects.filter(
         tenant_id=obj.tenant_id, object_type=obj._meta.model_name, object_id=str(obj.pk)
     ).select_related("token")
+
+
+# --- Drift ----------------------------------------------------------------------------------
+
+NO_MANAGEMENT_CLUSTER = "The portal runs without a management cluster (KUBE_MODE=off)."
+
+
+def management_client() -> KubeClient:
+    """The management cluster's client; a ``ValidationError`` when the portal runs without one."""
+    from django.core.exceptions import ValidationError
+
+    from butler_portal.kube import kube_client
+
+    client = kube_client()
+    if client is None:
+        raise ValidationError(NO_MANAGEMENT_CLUSTER)
+    return client
+
+
+def drift_now() -> DriftReport:
+    """The portal's records against the management cluster, compared now; changes nothing.
+    Raises ``KubeError`` when the cluster does not answer."""
+    from butler_portal.watcher.drift import drift_report
+    from butler_portal.watcher.registry import collect_drift_checks, handler_modules
+
+    return drift_report(management_client(), collect_drift_checks(handler_modules()))

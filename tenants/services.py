@@ -39,7 +39,7 @@ from tenants.models import (
     User,
 )
 from tenants.network import lb_share_resize, network_allocate, network_request_apply
-from tenants.selectors import format_amount, quota_used
+from tenants.selectors import format_amount, management_client, quota_used
 
 if TYPE_CHECKING:
     from butler_portal.watcher.drift import DriftReport
@@ -543,14 +543,10 @@ def drift_repair(*, actor: Actor) -> DriftReport:
     cluster and ask each owner's service to apply again what it lacks. Orphans are only
     reported. Raises ``KubeError`` when the cluster does not answer, ``ValidationError``
     without one."""
-    from butler_portal.kube import kube_client
     from butler_portal.watcher.drift import reconcile
     from butler_portal.watcher.registry import collect_drift_checks, handler_modules
 
-    client = kube_client()
-    if client is None:
-        raise ValidationError("The portal runs without a management cluster (KUBE_MODE=off).")
-    report = reconcile(client, collect_drift_checks(handler_modules()))
+    report = reconcile(management_client(), collect_drift_checks(handler_modules()))
     with transaction.atomic():
         audit_record(
             actor=actor,

@@ -3,6 +3,7 @@
 from django.urls import path
 from rest_framework.routers import DefaultRouter
 
+from tenants.api.drift import DriftRepairView, DriftView
 from tenants.api.network import LoadBalancerRangeViewSet, SubnetPoolViewSet, TenantNetworkView
 from tenants.api.views import (
     ApiTokenViewSet,
@@ -34,6 +35,8 @@ router.register("load-balancer-ranges", LoadBalancerRangeViewSet, basename="load
 
 urlpatterns = [
     path("me/", MeView.as_view(), name="me"),
+    path("drift/", DriftView.as_view(), name="drift"),
+    path("drift/repair/", DriftRepairView.as_view(), name="drift-repair"),
     path("tenants/<slug:slug>/network/", TenantNetworkView.as_view(), name="tenant-network"),
     *router.urls,
 ]

@@ -10,11 +10,9 @@ from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 
-from butler_portal.kube import kube_client
 from butler_portal.kube.errors import KubeError
-from butler_portal.watcher.drift import drift_report
-from butler_portal.watcher.registry import collect_drift_checks, handler_modules
 from tenants.audit import Actor
+from tenants.selectors import drift_now
 from tenants.services import drift_repair
 from tenants.views.base import htmx_target, redirect_after_post
 from tenants.views.operator import ConsoleView
@@ -38,14 +36,12 @@ class OperatorDriftView(ConsoleView):
 
     def compare(self) -> dict[str, Any]:
         """The report, or why there is none. Read only: repairs are the watcher's."""
-        client = kube_client()
-        if client is None:
-            return {"unavailable": "The portal runs without a management cluster (KUBE_MODE=off)."}
         try:
-            report = drift_report(client, collect_drift_checks(handler_modules()))
+            return {"report": drift_now()}
+        except ValidationError as error:
+            return {"unavailable": " ".join(error.messages)}
         except KubeError as error:
             return {"unavailable": f"The management cluster did not answer: {error}"}
-        return {"report": report}
 
 
 class OperatorDriftRepairView(ConsoleView):
