@@ -55,13 +55,14 @@ from urllib.parse import urlsplit
 from websockets.asyncio.client import connect
 from websockets.typing import Origin, Subprotocol
 
+from bench.database import on_bench_database
 from bench.live_updates import (
     ChildProcess,
     PortalServer,
     PrivateRedis,
     latency_row,
 )
-from bench.status_to_event import _end_other_sessions, machine_notes
+from bench.status_to_event import machine_notes
 from butler_portal.kube.adapter import ConsoleStream
 from butler_portal.kube.localcp import LOOPBACK, LocalControlPlane
 
@@ -217,32 +218,12 @@ def run(
     args: argparse.Namespace,
     deadline: float,
 ) -> str:
-    # The settings read the environment once, at setup: point them (and the children, which
-    # inherit this environment) at this control plane and this Redis.
-    os.environ.update(
-        {
-            "DJANGO_SETTINGS_MODULE": "butler_portal.settings",
-            "REDIS_URL": redis_server.url,
-            "DEBUG": "true",
-            "KUBE_MODE": "kubeconfig",
-            "KUBECONFIG": str(control_plane.kubeconfig_path),
-            "CELERY_TASK_ALWAYS_EAGER": "true",  # provisioning applies at once
-            "LOG_LEVEL": "WARNING",
-        }
+    return on_bench_database(
+        BENCH_DATABASE,
+        control_plane,
+        lambda: measure(control_plane, scratch, args, deadline),
+        redis_url=redis_server.url,
     )
-    import django
-
-    django.setup()
-    from django.db import connection
-
-    connection.settings_dict["TEST"]["NAME"] = BENCH_DATABASE
-    real_name = connection.settings_dict["NAME"]
-    connection.creation.create_test_db(verbosity=0, autoclobber=True)
-    try:
-        return measure(control_plane, scratch, args, deadline)
-    finally:
-        _end_other_sessions()
-        connection.creation.destroy_test_db(real_name, verbosity=0)
 
 
 def measure(

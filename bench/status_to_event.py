@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.database import on_bench_database
 from butler_portal.kube.localcp import LocalControlPlane
 
 BENCH_DATABASE = "butler_bench_status_to_event"
@@ -63,30 +64,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run(control_plane: LocalControlPlane, args: argparse.Namespace, deadline: float) -> str:
-    # The settings read the environment once, at setup: point them at this control plane.
-    os.environ.update(
-        {
-            "DJANGO_SETTINGS_MODULE": "butler_portal.settings",
-            "DEBUG": "true",
-            "KUBE_MODE": "kubeconfig",
-            "KUBECONFIG": str(control_plane.kubeconfig_path),
-            "CELERY_TASK_ALWAYS_EAGER": "true",  # tenant onboarding applies at once
-            "LOG_LEVEL": "WARNING",
-        }
+    return on_bench_database(
+        BENCH_DATABASE, control_plane, lambda: measure(control_plane, args, deadline)
     )
-    import django
-
-    django.setup()
-    from django.db import connection
-
-    connection.settings_dict["TEST"]["NAME"] = BENCH_DATABASE
-    real_name = connection.settings_dict["NAME"]
-    connection.creation.create_test_db(verbosity=0, autoclobber=True)
-    try:
-        return measure(control_plane, args, deadline)
-    finally:
-        _end_other_sessions()
-        connection.creation.destroy_test_db(real_name, verbosity=0)
 
 
 def measure(control_plane: LocalControlPlane, args: argparse.Namespace, deadline: float) -> str:
@@ -231,17 +211,6 @@ def machine_notes(apiserver_version: str) -> str:
         f"channel layer {layer}; watcher with leader election, {threading.active_count()} "
         f"threads in the process at the end. Load average at the end (1, 5, 15 min): {load}."
     )
-
-
-def _end_other_sessions() -> None:
-    """Watch threads still blocked on a read keep a connection open; DROP DATABASE would wait."""
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        )
 
 
 if __name__ == "__main__":
