@@ -3,6 +3,8 @@ the action log of a tenant-owned object (a cluster's, a VM's)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from ipaddress import IPv4Network
 from typing import TYPE_CHECKING, Any
@@ -510,22 +512,32 @@ def object_activity(obj: TenantOwnedRow) -> QuerySet[AuditEvent]:
 NO_MANAGEMENT_CLUSTER = "The portal runs without a management cluster (KUBE_MODE=off)."
 
 
-def management_client() -> KubeClient:
-    """The management cluster's client; a ``ValidationError`` when the portal runs without one."""
-    from django.core.exceptions import ValidationError
+class ManagementClusterUnavailable(Exception):
+    """No management cluster is configured, or it did not answer; the message says which."""
 
+
+@contextmanager
+def management_client() -> Iterator[KubeClient]:
+    """The management cluster's client, for one piece of work; its failures (and its
+    absence) become ``ManagementClusterUnavailable``."""
     from butler_portal.kube import kube_client
+    from butler_portal.kube.errors import KubeError
 
     client = kube_client()
     if client is None:
-        raise ValidationError(NO_MANAGEMENT_CLUSTER)
-    return client
+        raise ManagementClusterUnavailable(NO_MANAGEMENT_CLUSTER)
+    try:
+        yield client
+    except KubeError as error:
+        raise ManagementClusterUnavailable(
+            f"The management cluster did not answer: {error}"
+        ) from error
 
 
 def drift_now() -> DriftReport:
-    """The portal's records against the management cluster, compared now; changes nothing.
-    Raises ``KubeError`` when the cluster does not answer."""
+    """The portal's records against the management cluster, compared now; changes nothing."""
     from butler_portal.watcher.drift import drift_report
     from butler_portal.watcher.registry import collect_drift_checks, handler_modules
 
-    return drift_report(management_client(), collect_drift_checks(handler_modules()))
+    with management_client() as client:
+        return drift_report(client, collect_drift_checks(handler_modules()))

@@ -541,12 +541,12 @@ def user_set_active(*, actor: Actor, user: User, active: bool) -> User:
 def drift_repair(*, actor: Actor) -> DriftReport:
     """What the watcher's periodic reconcile does, now: compare the portal with the management
     cluster and ask each owner's service to apply again what it lacks. Orphans are only
-    reported. Raises ``KubeError`` when the cluster does not answer, ``ValidationError``
-    without one."""
+    reported. Raises ``ManagementClusterUnavailable`` without an answering cluster."""
     from butler_portal.watcher.drift import reconcile
     from butler_portal.watcher.registry import collect_drift_checks, handler_modules
 
-    report = reconcile(management_client(), collect_drift_checks(handler_modules()))
+    with management_client() as client:
+        report = reconcile(client, collect_drift_checks(handler_modules()))
     with transaction.atomic():
         audit_record(
             actor=actor,

@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from django.core.exceptions import ValidationError
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.exceptions import APIException
@@ -14,18 +13,17 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from butler_portal.kube.errors import KubeError
 from butler_portal.watcher.drift import DriftReport
 from tenants.api.base import PlatformReaders
 from tenants.audit import Actor
-from tenants.selectors import drift_now
+from tenants.selectors import ManagementClusterUnavailable, drift_now
 from tenants.services import drift_repair
 
 if TYPE_CHECKING:
     from rest_framework.permissions import _SupportsHasPermission
 
 
-class ManagementClusterUnavailable(APIException):
+class ClusterUnavailable(APIException):
     status_code = 503
     default_code = "management_cluster_unavailable"
     default_detail = "The management cluster is not available."
@@ -55,12 +53,8 @@ class DriftReportSerializer(serializers.Serializer[DriftReport]):
 def _answer(compare: Callable[[], DriftReport]) -> Response:
     try:
         report = compare()
-    except ValidationError as error:
-        raise ManagementClusterUnavailable(" ".join(error.messages)) from error
-    except KubeError as error:
-        raise ManagementClusterUnavailable(
-            f"The management cluster did not answer: {error}"
-        ) from error
+    except ManagementClusterUnavailable as error:
+        raise ClusterUnavailable(str(error)) from error
     return Response(DriftReportSerializer(report).data)
 
 

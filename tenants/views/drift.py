@@ -6,13 +6,11 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
-from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 
-from butler_portal.kube.errors import KubeError
 from tenants.audit import Actor
-from tenants.selectors import drift_now
+from tenants.selectors import ManagementClusterUnavailable, drift_now
 from tenants.services import drift_repair
 from tenants.views.base import htmx_target, redirect_after_post
 from tenants.views.operator import ConsoleView
@@ -38,10 +36,8 @@ class OperatorDriftView(ConsoleView):
         """The report, or why there is none. Read only: repairs are the watcher's."""
         try:
             return {"report": drift_now()}
-        except ValidationError as error:
-            return {"unavailable": " ".join(error.messages)}
-        except KubeError as error:
-            return {"unavailable": f"The management cluster did not answer: {error}"}
+        except ManagementClusterUnavailable as error:
+            return {"unavailable": str(error)}
 
 
 class OperatorDriftRepairView(ConsoleView):
@@ -53,10 +49,8 @@ class OperatorDriftRepairView(ConsoleView):
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         try:
             report = drift_repair(actor=Actor.from_request(request))
-        except ValidationError as error:
-            messages.error(request, " ".join(error.messages))
-        except KubeError as error:
-            messages.error(request, f"The management cluster did not answer: {error}")
+        except ManagementClusterUnavailable as error:
+            messages.error(request, str(error))
         else:
             owners = len(report.missing)
             messages.success(
