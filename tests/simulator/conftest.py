@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import json
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -64,7 +65,14 @@ def reach(
         obj = fetch(k8s, manifest)
         return obj if obj is not None and check(obj) else None
 
-    return wait_for(satisfied, timeout)
+    try:
+        return wait_for(satisfied, timeout)
+    except AssertionError as error:
+        # Say where the object stopped, not just that it did not arrive.
+        last = fetch(k8s, manifest)
+        seen = "gone" if last is None else json.dumps(last.get("status") or {}, sort_keys=True)
+        kind, name = manifest["kind"], manifest["metadata"]["name"]
+        raise AssertionError(f"{error}; {kind} {name} last had status {seen}") from None
 
 
 def get(
