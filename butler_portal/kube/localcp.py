@@ -2,7 +2,7 @@
 
 Used by the tests, CI and the embedded development mode: a genuine API server with real
 validation (OpenAPI + CEL), server-side apply, watches and RBAC, and the upstream CRDs from
-``../shared/crds`` installed, but no controllers, nodes or containers.
+the vendored upstream CRDs (``crds/`` beside this module) installed, but no controllers, nodes or containers.
 
     with LocalControlPlane() as control_plane:
         client = control_plane.client()
@@ -47,7 +47,6 @@ from butler_portal.kube.errors import KubeError
 
 logger = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 ADMIN_USER = "admin"
 ADMIN_GROUPS = ("system:masters",)
 # The identity the API server proxies aggregated API requests with (kubeadm's name for it).
@@ -61,15 +60,15 @@ CRD_API_VERSION = "apiextensions.k8s.io/v1"
 YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-def shared_dir() -> Path:
-    """The shared reference folder: ``$BUTLER_SHARED_DIR``, else ``../shared`` beside the repo."""
-    if override := os.environ.get("BUTLER_SHARED_DIR"):
-        return Path(override).expanduser()
-    return REPO_ROOT.parent / "shared"
+#: The upstream CRDs the local API server serves, vendored with their sources (``SOURCES.md``):
+#: the portal reads nothing outside the repository when it runs. ``scripts/sync-crds.sh``
+#: refreshes them from the reference copy and ``tests/kube/test_vendored_crds.py`` keeps them
+#: identical to it.
+VENDORED_CRD_DIR = Path(__file__).resolve().parent / "crds"
 
 
 def default_crd_dir() -> Path:
-    return shared_dir() / "crds"
+    return VENDORED_CRD_DIR
 
 
 def load_crds(crd_dir: Path) -> list[Manifest]:
@@ -516,7 +515,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands.add_parser("ensure-binaries", help="find, download or build etcd and kube-apiserver")
     up = commands.add_parser("up", help="run a local control plane until killed")
     up.add_argument("--dir", type=Path, required=True, help="working folder (kept, data reused)")
-    up.add_argument("--no-crds", action="store_true", help="do not install ../shared/crds")
+    up.add_argument("--no-crds", action="store_true", help="do not install the vendored CRDs")
     arguments = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
 

@@ -1,4 +1,4 @@
-"""Every example CR in ../shared/crds/examples is accepted by the real API server."""
+"""Every upstream example CR (vendored in tests/fixtures/crd_examples) is accepted by the real API server."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ import pytest
 import yaml
 
 from butler_portal.kube.adapter import KubeClient
-from butler_portal.kube.localcp import default_crd_dir
+from tests.fixtures import CRD_EXAMPLES_DIR
 
 pytestmark = pytest.mark.k8s
 
-EXAMPLES = sorted((default_crd_dir() / "examples").glob("*.yaml"))
+EXAMPLES = sorted(CRD_EXAMPLES_DIR.glob("*.yaml"))
 
 
 def load_documents(path: Path) -> list[dict[str, Any]]:

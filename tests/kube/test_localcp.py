@@ -49,11 +49,11 @@ def test_loopback_traffic_ignores_a_proxy_from_the_environment(
     assert "default" in {namespace["metadata"]["name"] for namespace in namespaces}
 
 
-def test_every_shared_crd_is_installed_and_served(k8s: KubeClient) -> None:
+def test_every_vendored_crd_is_installed_and_served(k8s: KubeClient) -> None:
     expected = {crd["metadata"]["name"] for crd in load_crds(default_crd_dir())}
     installed, _ = k8s.list("apiextensions.k8s.io/v1", "CustomResourceDefinition")
 
-    assert len(expected) == 24
+    assert len(expected) == 44
     assert expected <= {crd["metadata"]["name"] for crd in installed}
     for crd in load_crds(default_crd_dir()):
         storage_version = next(v["name"] for v in crd["spec"]["versions"] if v["storage"])

@@ -14,7 +14,7 @@ import yaml
 
 from butler_portal.kube.adapter import KubeClient
 from butler_portal.kube.errors import NotFound
-from butler_portal.kube.localcp import default_crd_dir
+from tests.fixtures import CRD_EXAMPLES_DIR
 from tests.simulator_fixtures import wait_for
 
 Manifest = dict[str, Any]
@@ -22,9 +22,9 @@ METALLB_NAMESPACE = "metallb-system"
 
 
 def example(file: str, namespace: str, kind: str | None = None) -> list[Manifest]:
-    """The documents of ``../shared/crds/examples/<file>``, moved into ``namespace`` (and, for
+    """The documents of the upstream example ``<file>`` (``tests/fixtures/crd_examples``), moved into ``namespace`` (and, for
     namespace-bound specs, pointed at it)."""
-    text = (default_crd_dir() / "examples" / file).read_text()
+    text = (CRD_EXAMPLES_DIR / file).read_text()
     documents = [document for document in yaml.safe_load_all(text) if document]
     placed = []
     for document in documents:
