@@ -429,22 +429,27 @@ class KubeClient:
         field_manager: str = FIELD_MANAGER,
         force: bool = True,
         field_validation: FieldValidation = "Strict",
+        dry_run: bool = False,
     ) -> Manifest:
         """Server-side apply: create the object or converge the fields this manager owns.
 
         ``force`` takes over fields another manager set (the portal is the source of truth
         for what it applies). Strict field validation turns unknown fields into ``Invalid``
-        instead of silently pruning them.
+        instead of silently pruning them. ``dry_run`` has the API server validate, admit and
+        authorize the request in full, and store nothing (e.g. to check a chart's output).
         """
         resource, name, namespace = self._locate(manifest)
+        query = {
+            "fieldManager": field_manager,
+            "force": "true" if force else "false",
+            "fieldValidation": field_validation,
+        }
+        if dry_run:
+            query["dryRun"] = "All"
         return self._request_json(
             "PATCH",
             resource.path(namespace, name),
-            query={
-                "fieldManager": field_manager,
-                "force": "true" if force else "false",
-                "fieldValidation": field_validation,
-            },
+            query=query,
             body=dict(manifest),
             content_type=APPLY_PATCH,
         )

@@ -1,6 +1,7 @@
-"""Find, download or build the `kube-apiserver` and `etcd` binaries of the local control plane.
+"""Find, download or build the `kube-apiserver` and `etcd` binaries of the local control plane,
+and the `helm` binary that checks and renders the deployment chart (``deploy/``).
 
-Resolution order for each binary (first hit wins):
+Resolution order for `kube-apiserver` and `etcd` (first hit wins):
 
 1. the folder named by ``KUBEBUILDER_ASSETS`` (the envtest convention);
 2. the per-user cache: ``$BUTLER_K8S_CACHE`` or ``~/.cache/butler-portal/k8s``, one folder per
@@ -11,11 +12,20 @@ Resolution order for each binary (first hit wins):
 
 Steps 3 and 4 write into the cache, under a file lock, so concurrent processes (pytest-xdist
 workers, the portal and its tests) build once and reuse the result.
+
+`helm` comes from the cache or a build from the Go module proxy only: the chart's checks must
+run the pinned version, not whichever one a machine happens to have installed.
+
+Command line (``scripts/test.sh`` builds helm before the tests need it):
+
+    python -m butler_portal.kube.binaries helm
+
 No Django imports here: this module also runs from the command line and from CI.
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import fcntl
 import hashlib
@@ -27,12 +37,13 @@ import platform
 import re
 import shutil
 import subprocess
+import sys
 import tarfile
 import tempfile
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,10 +55,20 @@ KUBE_APISERVER_VERSION = "v1.35.4"
 # etcd v3.6 is the release line Kubernetes 1.35 is tested against.
 ETCD_VERSION = "v3.6.16"
 
+# Helm 4: Helm 3 has had no bug fixes since September 2026 and its security fixes end in
+# February 2027. The chart stays `apiVersion: v2`, which Helm 3 installs as well, so operators
+# not yet on Helm 4 are not locked out; the checks run the supported major.
+HELM_VERSION = "v4.3.2"
+
 DOWNLOAD_TIMEOUT_SECONDS = 5.0
 
 KUBE_APISERVER = "kube-apiserver"
 ETCD = "etcd"
+HELM = "helm"
+# The components with an official download tried before building (helm is only built).
+DOWNLOADABLE = frozenset({KUBE_APISERVER, ETCD})
+# KUBEBUILDER_ASSETS holds envtest's binaries: kube-apiserver and etcd, never helm.
+ENVTEST_ASSETS = frozenset({KUBE_APISERVER, ETCD})
 
 
 class BinaryUnavailable(RuntimeError):
@@ -79,8 +100,13 @@ def ensure_binaries() -> Binaries:
     )
 
 
+def ensure_helm() -> Path:
+    """The pinned helm binary, built from the Go module proxy into the cache the first time."""
+    return ensure_binary(HELM, HELM_VERSION)
+
+
 def ensure_binary(component: str, version: str) -> Path:
-    if assets := os.environ.get("KUBEBUILDER_ASSETS"):
+    if component in ENVTEST_ASSETS and (assets := os.environ.get("KUBEBUILDER_ASSETS")):
         candidate = Path(assets) / component
         if _is_executable(candidate):
             logger.info("%s: using KUBEBUILDER_ASSETS (%s)", component, candidate)
@@ -97,11 +123,16 @@ def ensure_binary(component: str, version: str) -> Path:
             return target
         target.parent.mkdir(parents=True, exist_ok=True)
         started = time.monotonic()
-        try:
-            _download(component, version, target)
-        except Exception as error:  # any failure (offline, 404, bad checksum) means: build it
-            logger.info("%s %s: no download (%s); building from source", component, version, error)
+        if component not in DOWNLOADABLE:
             _build(component, version, target)
+        else:
+            try:
+                _download(component, version, target)
+            except Exception as error:  # any failure (offline, 404, bad checksum): build it
+                logger.info(
+                    "%s %s: no download (%s); building from source", component, version, error
+                )
+                _build(component, version, target)
         logger.info(
             "%s %s ready in %.0fs: %s", component, version, time.monotonic() - started, target
         )
@@ -207,6 +238,8 @@ def _build(component: str, version: str, target: Path) -> None:
             _build_kube_apiserver(version, wrapper, output)
         elif component == ETCD:
             _build_etcd(version, wrapper, output)
+        elif component == HELM:
+            _build_helm(version, wrapper, output)
         else:
             raise BinaryUnavailable(f"unknown component {component}")
         _install_atomically(output, target)
@@ -263,12 +296,39 @@ def _build_etcd(version: str, wrapper: Path, output: Path) -> None:
     _go_build(wrapper, "go.etcd.io/etcd/server/v3", output, ldflags="")
 
 
+def _build_helm(version: str, wrapper: Path, output: Path) -> None:
+    """helm's module has no replace lines, so the wrapper only pins it; the version is
+    stamped the way helm's own Makefile does (`helm version` reports it)."""
+    major = version.split(".")[0]  # v4.3.2 -> v4, the module path's major suffix
+    module = f"helm.sh/helm/{major}"
+    _write_wrapper(
+        wrapper,
+        module="butler.local/helm-build",
+        requirement=f"{module} {version}",
+        main_package=f"{module}/cmd/helm",
+        extra="",
+        go_version="1.26.0",  # what helm v4.3 requires (the toolchain must be at least that)
+    )
+    _go_build(
+        wrapper,
+        f"{module}/cmd/helm",
+        output,
+        ldflags=f"-s -w -X {module}/internal/version.version={version}",
+    )
+
+
 def _write_wrapper(
-    wrapper: Path, *, module: str, requirement: str, main_package: str, extra: str
+    wrapper: Path,
+    *,
+    module: str,
+    requirement: str,
+    main_package: str,
+    extra: str,
+    go_version: str = "1.25",
 ) -> None:
     # The blank import of the main package (the classic tools.go pattern) makes `go mod tidy`
     # record every module the build needs, with checksums.
-    go_mod = f"module {module}\n\ngo 1.25\n\nrequire {requirement}\n\n{extra}"
+    go_mod = f"module {module}\n\ngo {go_version}\n\nrequire {requirement}\n\n{extra}"
     (wrapper / "go.mod").write_text(go_mod)
     (wrapper / "tools.go").write_text(
         f'//go:build tools\n\npackage tools\n\nimport _ "{main_package}"\n'
@@ -327,3 +387,25 @@ def _run_go(arguments: list[str], work_dir: Path) -> str:
             f"{completed.stderr[-4000:]}"
         )
     return completed.stdout
+
+
+# --- Command line ---------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m butler_portal.kube.binaries")
+    parser.add_argument(
+        "component", choices=[HELM], help="the binary to find or build (its path is printed)"
+    )
+    parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    try:
+        print(ensure_helm())
+    except BinaryUnavailable as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
