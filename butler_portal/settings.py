@@ -14,7 +14,24 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = Path(os.environ.get("BUTLER_VAR_DIR", BASE_DIR / "var"))
+PACKAGE_DIR = Path(__file__).resolve().parent
+#: Running from the repository (make run, the tests) rather than from an installed wheel.
+CHECKOUT = (BASE_DIR / "pyproject.toml").is_file()
+# The browser files sit at the top of a checkout; a wheel carries them inside the package
+# (pyproject.toml maps them there), so an installed portal finds them beside this file.
+TEMPLATES_DIR = BASE_DIR / "templates" if CHECKOUT else PACKAGE_DIR / "templates"
+STATIC_DIR = BASE_DIR / "static" if CHECKOUT else PACKAGE_DIR / "static"
+# The embedded default's state (SQLite, the local Kubernetes API). Never inside an installed
+# package: site-packages may be read-only and is replaced by the next install.
+VAR_DIR = Path(
+    os.environ.get("BUTLER_VAR_DIR")
+    or (
+        BASE_DIR / "var"
+        if CHECKOUT
+        else Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+        / "butler-portal"
+    )
+)
 
 
 def env_bool(name: str, default: bool) -> bool:
@@ -46,6 +63,9 @@ _DEV_SECRET_KEY = "embedded-development-key-never-use-in-production-0123456789ab
 SECRET_KEY = os.environ.get("SECRET_KEY", _DEV_SECRET_KEY if DEBUG else "")
 if not SECRET_KEY:
     raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off.")
+# Rotation: the previous keys, comma-separated. Sessions, password-reset links and VM user
+# data (vms/crypto.py) made under them stay valid; new ones use SECRET_KEY.
+SECRET_KEY_FALLBACKS = env_list("SECRET_KEY_FALLBACKS", [])
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"] if DEBUG else [])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
@@ -92,7 +112,7 @@ WSGI_APPLICATION = "butler_portal.wsgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [BASE_DIR / "templates"],
+        "DIRS": [TEMPLATES_DIR],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -106,7 +126,11 @@ TEMPLATES = [
 ]
 
 # --- Database ---------------------------------------------------------------------------
-VAR_DIR.mkdir(parents=True, exist_ok=True)
+if EMBEDDED:
+    # SQLite needs its folder before the first connection. Only the embedded default makes
+    # it: a production process (DATABASE_URL set) never writes to the filesystem here, so it
+    # runs on a read-only root filesystem.
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
 DATABASES = {
     "default": dj_database_url.parse(
         DATABASE_URL or f"sqlite:///{VAR_DIR / 'portal.sqlite3'}",
@@ -170,9 +194,11 @@ USE_TZ = True
 
 # --- Static files -----------------------------------------------------------------------
 STATIC_URL = "static/"
-STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", VAR_DIR / "static"))
-STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # the static server warns when it is missing
-STATICFILES_DIRS = [BASE_DIR / "static"]
+# Where collectstatic writes and, with DEBUG off, where the files are served from (the image
+# collects them at build time and sets this). Not created here: collectstatic makes it, and
+# with DEBUG on the files come from the finders, so nothing needs it to exist.
+STATIC_ROOT = Path(os.environ.get("STATIC_ROOT") or VAR_DIR / "static")
+STATICFILES_DIRS = [STATIC_DIR]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
@@ -206,9 +232,16 @@ else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
 # --- Celery -----------------------------------------------------------------------------
+# Without Redis (the embedded default) tasks go to an in-process broker, and `manage.py
+# serve` runs a worker thread beside the web server (butler_portal/embedded.py), so a task
+# that retries waits its backoff for real instead of failing the request. The test suite
+# sets CELERY_TASK_ALWAYS_EAGER=true: tasks then run inside the request that queued them.
 CELERY_BROKER_URL = REDIS_URL or "memory://localhost/"
+CELERY_BROKER_TRANSPORT_OPTIONS = {} if REDIS_URL else {"polling_interval": 0.1}
 CELERY_RESULT_BACKEND = None
-CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", not REDIS_URL)
+CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+#: ``manage.py serve`` starts its own worker thread (no Redis, tasks not run eagerly).
+EMBEDDED_TASK_WORKER = not REDIS_URL and not CELERY_TASK_ALWAYS_EAGER
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
