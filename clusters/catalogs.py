@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from clusters.models import ClusterAddon, InstanceType, KubernetesVersion
+from clusters.seed import seed_catalog
 from clusters.services import (
     CLUSTER_ADDON_FIELDS,
     INSTANCE_TYPE_FIELDS,
@@ -20,6 +21,7 @@ from tenants.catalogs import (
     Column,
     UsedBy,
     register_catalog,
+    register_starting_entries,
     retired_badge,
     saved_by,
 )
@@ -125,3 +127,4 @@ CLUSTER_ADDONS = Catalog(
 def register_cluster_catalogs() -> None:
     for catalog in (KUBERNETES_VERSIONS, INSTANCE_TYPES, CLUSTER_ADDONS):
         register_catalog(catalog)
+    register_starting_entries(seed_catalog)  # manage.py load_catalogs

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
+from django.db import transaction
 from django.db.models import Count, Model, QuerySet
 from django.forms import ModelForm, modelform_factory
 from django.forms.models import construct_instance
@@ -156,3 +157,30 @@ def catalog_for(key: str) -> Catalog | None:
 
 def retired_badge(retired: bool, *, offered: str = "Offered") -> Badge:
     return Badge("Retired", "grey") if retired else Badge(offered, "green")
+
+
+# --- Starting entries ---------------------------------------------------------------------
+# What a new installation offers before an operator has curated anything. Each app registers
+# a loader from AppConfig.ready(), beside its catalogs, so whoever loads them (``manage.py
+# load_catalogs``, the demo seed) needs to know no app. A loader adds the entries that are
+# missing, by name, through the catalog's save service (checks, one default, audit), and
+# leaves every existing entry exactly as it stands: an operator's edits and retirements win.
+
+StartingEntries = Callable[[Actor], object]
+
+_starting_entries: list[StartingEntries] = []
+
+
+def register_starting_entries(load: StartingEntries) -> None:
+    if load not in _starting_entries:  # ready() may run more than once (tests, reloads)
+        _starting_entries.append(load)
+
+
+def load_starting_entries(actor: Actor) -> dict[str, int]:
+    """Run every app's loader in one transaction; the entries each catalog gained, by title."""
+    catalogs = registered_catalogs()
+    before = {catalog.key: catalog.entries().count() for catalog in catalogs}
+    with transaction.atomic():
+        for load in _starting_entries:
+            load(actor)
+    return {catalog.title: catalog.entries().count() - before[catalog.key] for catalog in catalogs}

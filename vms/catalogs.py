@@ -8,10 +8,12 @@ from tenants.catalogs import (
     Column,
     UsedBy,
     register_catalog,
+    register_starting_entries,
     retired_badge,
     saved_by,
 )
 from vms.models import StorageClass, VMImage
+from vms.seed import seed_vm_catalog
 from vms.services import (
     STORAGE_CLASS_FIELDS,
     VM_IMAGE_FIELDS,
@@ -89,3 +91,4 @@ STORAGE_CLASSES = Catalog(
 def register_vm_catalogs() -> None:
     for catalog in (VM_IMAGES, STORAGE_CLASSES):
         register_catalog(catalog)
+    register_starting_entries(seed_vm_catalog)  # manage.py load_catalogs

@@ -11,12 +11,11 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
-from clusters.seed import seed_catalog
 from tenants.access import PlatformRole, TenantRole
 from tenants.audit import Actor
+from tenants.catalogs import load_starting_entries
 from tenants.models import LoadBalancerRange, Membership, Tenant, User
 from tenants.services import membership_add, tenant_create, user_create
-from vms.seed import seed_vm_catalog
 
 DEMO_PASSWORD = "butler-demo-2026"
 
@@ -90,10 +89,9 @@ class Command(BaseCommand):
                 name="demo-public",
                 defaults={"first_address": "192.0.2.10", "last_address": "192.0.2.200"},
             )
-            # Kubernetes versions, instance types and add-ons for the cluster form.
-            seed_catalog(actor)
-            # VM images and the default storage class for the VM form.
-            seed_vm_catalog(actor)
+            # The catalogs production starts from too (manage.py load_catalogs): Kubernetes
+            # versions, instance types, add-ons, VM images and storage classes.
+            load_starting_entries(actor)
             users = {username: self._user(actor, username, role) for username, role in DEMO_USERS}
             for spec in DEMO_TENANTS:
                 tenant = Tenant.objects.filter(slug=spec["slug"]).first() or tenant_create(
