@@ -2,8 +2,9 @@
 
 Fernet (AES-128-CBC with HMAC-SHA256) under a key derived from ``SECRET_KEY`` with HKDF,
 so a database dump alone reveals nothing. Rotation follows Django's: put the old key in
-``SECRET_KEY_FALLBACKS`` and what was encrypted under it still decrypts (and is encrypted
-under the new key at the next write).
+``SECRET_KEY_FALLBACKS`` and what was encrypted under it still decrypts. Stored user data is
+never written again by itself, so ``manage.py reencrypt_user_data`` moves it under the new
+key (``reencrypt``); only then may the old key leave the fallbacks.
 """
 
 from __future__ import annotations
@@ -38,6 +39,24 @@ def _fernet() -> MultiFernet:
 def encrypt(text: str) -> str:
     """The encrypted text ("" stays "": no user data)."""
     return _fernet().encrypt(text.encode()).decode() if text else ""
+
+
+def reencrypt(token: str) -> str:
+    """``token`` encrypted under the current SECRET_KEY; unchanged when it already is."""
+    if not token:
+        return ""
+    try:
+        Fernet(_fernet_key(settings.SECRET_KEY)).decrypt(token.encode())
+        return token
+    except InvalidToken:
+        pass
+    try:
+        return _fernet().rotate(token.encode()).decode()
+    except InvalidToken:
+        raise UndecryptableUserData(
+            "The VM's user data was encrypted under a SECRET_KEY the portal no longer has "
+            "(add it to SECRET_KEY_FALLBACKS)."
+        ) from None
 
 
 def decrypt(token: str) -> str:
