@@ -4,8 +4,8 @@ Pure functions, no database: ``read_*`` turn one object (shaped as
 ``../shared/crds/STATUS.md`` §3, §4, §6 and §8 describe) into the facts the portal keeps
 about a VM; ``derive_state`` combines the stored facts with what the tenant asked for into
 the portal state and, unless all is well, the reason in plain words; ``timeline`` draws the
-steps from request to running; ``allowed_actions`` says which power actions the state
-allows (the API, the UI and the services all ask it).
+steps from request to running; ``allowed_actions`` says which actions (power, retry,
+ports, console) the state allows (the API, the UI and the services all ask it).
 """
 
 from __future__ import annotations
@@ -319,7 +319,7 @@ def timeline(desired: Desired, observed: Observed, state: str) -> list[Step]:
 # --- Actions --------------------------------------------------------------------------------
 
 #: Every action a VM offers; the caller's role is checked apart (viewers act on nothing).
-ACTIONS = ("start", "stop", "restart", "delete", "expose", "unexpose", "console")
+ACTIONS = ("start", "stop", "restart", "retry", "delete", "expose", "unexpose", "console")
 GONE_OR_GOING = frozenset({DELETING, FAILED})
 
 
@@ -329,8 +329,14 @@ def action_refusal(state: str, run_strategy: str, action: str) -> str:
         return "The virtual machine is being deleted."
     if action == "delete":
         return ""
+    if action == "retry":
+        # Only a VM Kubernetes refused before it ever existed: anything else is still there
+        # and converges with the next change.
+        return (
+            "" if state == FAILED else "Only a virtual machine Kubernetes refused can be retried."
+        )
     if state == FAILED:
-        return "Kubernetes refused this virtual machine: delete it and create it again."
+        return "Kubernetes refused this virtual machine: retry it, or delete it."
     if action == "start" and run_strategy != HALTED:
         return "The virtual machine is already running or starting."
     if action == "stop" and run_strategy != ALWAYS:

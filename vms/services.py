@@ -43,6 +43,7 @@ from vms.spec import (
     VMSpec,
     checked_ports,
     spec_quota_amounts,
+    vm_quota_amounts,
 )
 from vms.sshkeys import parse_public_key
 from vms.status import vm_refresh
@@ -356,6 +357,35 @@ def vm_unexpose(
         return None
     provision_after_commit(locked.pk)
     return service
+
+
+# --- Retrying -------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def vm_retry(*, actor: Actor, vm: VirtualMachine) -> VirtualMachine:
+    """Try a VM Kubernetes refused (Failed) again: reserve its quota again and re-apply.
+
+    The refusal gave its quota back, so it has to fit again (a refusal names the field).
+    Exposed ports are not restored: their Service went with the failure, and the tenant
+    exposes them again once the VM runs (the page says so).
+    """
+    locked = _locked(vm)
+    _require(locked, "retry")
+    _reserve(
+        locked.tenant,
+        locked.quota_subject,
+        vm_quota_amounts(instance_type=locked.instance_type, disk_gib=locked.disk_gib),
+    )
+    _audit(actor, "retry", locked, {"previous_error": locked.apply_error})
+    # Provisioning skips a VM with an error that was never applied: clearing both is what
+    # lets the task apply it again.
+    locked.apply_error = ""
+    locked.applied_at = None
+    locked.save(update_fields=["apply_error", "applied_at", "updated_at"])
+    vm_refresh(locked)
+    provision_after_commit(locked.pk)
+    return locked
 
 
 # --- Deleting -------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ urlpatterns = [
         )
         for power in ("start", "stop", "restart")
     ],
+    path("t/<slug:slug>/vms/<int:pk>/retry/", actions.VMRetryView.as_view(), name="vm-retry"),
     path("t/<slug:slug>/vms/<int:pk>/expose/", actions.VMExposeView.as_view(), name="vm-expose"),
     path(
         "t/<slug:slug>/vms/<int:pk>/unexpose/",

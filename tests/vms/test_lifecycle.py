@@ -269,7 +269,7 @@ ALLOWED = {
     ("stopped", "Halted"): {"start", "delete", "expose", "unexpose"},
     ("error", "Always"): {"stop", "delete", "expose", "unexpose"},
     ("error", "Halted"): {"start", "delete", "expose", "unexpose"},
-    ("failed", "Always"): {"delete"},
+    ("failed", "Always"): {"retry", "delete"},
     ("deleting", "Always"): set(),
 }
 
@@ -290,6 +290,13 @@ def test_refusals_say_why() -> None:
         "Only a running virtual machine can be restarted."
     )
     assert action_refusal("deleting", "Always", "delete") == "The virtual machine is being deleted."
+    assert action_refusal("running", "Always", "retry") == (
+        "Only a virtual machine Kubernetes refused can be retried."
+    )
+    assert action_refusal("failed", "Always", "start") == (
+        "Kubernetes refused this virtual machine: retry it, or delete it."
+    )
+    assert action_refusal("deleting", "Always", "retry") == "The virtual machine is being deleted."
 
 
 # --- Timeline ---------------------------------------------------------------------------------

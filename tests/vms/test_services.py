@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from django.core.exceptions import ValidationError
 
@@ -25,12 +27,14 @@ from tests.vms.conftest import (
 )
 from vms.crypto import decrypt
 from vms.models import VirtualMachine, VMService
+from vms.provisioning import vm_fail
 from vms.selectors import vm_quota_preview
 from vms.services import (
     vm_bulk_power,
     vm_delete,
     vm_expose,
     vm_restart,
+    vm_retry,
     vm_start,
     vm_stop,
     vm_unexpose,
@@ -355,6 +359,95 @@ def test_withdrawing_ports_keeps_the_address_until_the_last_one_goes(
     with pytest.raises(ValidationError) as nothing_left:
         vm_unexpose(actor=actor, vm=vm)
     assert errors_of(nothing_left) == {"ports": ["No port of this virtual machine is exposed."]}
+
+
+# --- Retrying a VM Kubernetes refused --------------------------------------------------------
+
+
+def test_a_failed_vm_is_retried_with_its_quota_reserved_again_and_its_ports_left_out(
+    bob: User, django_capture_on_commit_callbacks: Any
+) -> None:
+    tenant = make_tenant("tight", "Tight Ltd", vms=1)
+    vm = create(tenant, bob, "web", instance_type=instance_type("m1.large"), disk_gib=25)
+    vm_expose(actor=Actor(bob), vm=vm, ports=[PortSpec("TCP", 22, 22)])
+    refusal = "Kubernetes rejected VirtualMachine web: spec.template: bad"
+    vm_fail(vm_id=vm.pk, reason=refusal)
+    vm.refresh_from_db()
+    assert (vm.state, sum(quota_used(tenant).values())) == ("failed", 0)
+    assert not VMService.objects.exists()  # its Service went with the failure
+
+    # Another VM took the room in between: the retry is refused on the field to change.
+    other = create(tenant, bob, "other")
+    with pytest.raises(ValidationError) as no_room:
+        vm_retry(actor=Actor(bob), vm=vm)
+    assert list(errors_of(no_room)) == ["__all__"]
+    assert "virtual machines" in errors_of(no_room)["__all__"][0].lower()
+    vm.refresh_from_db()
+    assert (vm.state, vm.apply_error) == ("failed", refusal)
+
+    vm_delete(actor=Actor(bob), vm=other, confirm_name="other")
+    with django_capture_on_commit_callbacks(execute=True):
+        retried = vm_retry(actor=Actor(bob), vm=vm)
+
+    assert (retried.state, retried.apply_error, retried.applied_at) == ("pending", "", None)
+    claim = QuotaClaim.objects.get(tenant=tenant, subject=f"vm:{vm.pk}")
+    assert {r: v for r, v in claim.amounts().items() if v} == {
+        "vms": 1,
+        "vcpu": 4,
+        "memory_mib": 8192,
+        "storage_gib": 25,
+    }
+    # Its exposed ports are not restored: no Service, no address held.
+    assert not VMService.objects.exists()
+    assert quota_used(tenant)["load_balancer_ips"] == 0
+    event = AuditEvent.objects.get(object_type="virtualmachine", action="retry")
+    assert (event.actor, event.object_repr, event.changes) == (
+        bob,
+        "tight/web",
+        {"previous_error": refusal},
+    )
+    # Provisioning ran once the retry committed (here without Kubernetes) and says so.
+    vm.refresh_from_db()
+    assert vm.reason == "No Kubernetes cluster is configured: nothing was applied."
+    with pytest.raises(ValidationError) as again:
+        vm_retry(actor=Actor(bob), vm=vm)
+    assert errors_of(again) == {
+        "__all__": ["Only a virtual machine Kubernetes refused can be retried."]
+    }
+
+
+def test_only_a_failed_vm_is_retried(acme: Tenant, bob: User) -> None:
+    for vm in (
+        make_running(create(acme, bob, "running")),
+        create(acme, bob, "pending"),
+    ):
+        with pytest.raises(ValidationError) as refused:
+            vm_retry(actor=Actor(bob), vm=vm)
+        assert errors_of(refused) == {
+            "__all__": ["Only a virtual machine Kubernetes refused can be retried."]
+        }
+    assert not AuditEvent.objects.filter(action="retry").exists()
+
+
+def test_a_suspended_tenant_cannot_retry_as_it_cannot_create(
+    acme: Tenant, bob: User, oscar: User
+) -> None:
+    vm = create(acme, bob, "web")
+    vm_fail(vm_id=vm.pk, reason="Kubernetes refused VirtualMachine web: no")
+    tenant_set_state(actor=Actor(oscar), tenant=acme, state=Tenant.State.SUSPENDED)
+
+    with pytest.raises(ValidationError) as refused:
+        vm_retry(actor=Actor(bob), vm=vm)
+
+    assert errors_of(refused) == {
+        "__all__": [
+            "Tenant acme is suspended: resources can only be given back (stopped, "
+            "hibernated, deleted)."
+        ]
+    }
+    vm.refresh_from_db()
+    assert vm.state == "failed"
+    assert quota_used(acme)["vms"] == 0
 
 
 # --- Deleting -------------------------------------------------------------------------------

@@ -60,6 +60,7 @@ from vms.services import (
     vm_expose,
     vm_image_save,
     vm_restart,
+    vm_retry,
     vm_start,
     vm_stop,
     vm_unexpose,
@@ -199,6 +200,16 @@ class VirtualMachineViewSet(TenantResourceViewSet[VirtualMachine]):
     @action(detail=True, methods=["post"])
     def restart(self, request: Request, pk: str) -> Response:
         return self.rendered(vm_restart(actor=self.actor, vm=self.get_object()))
+
+    @_vm_action(
+        "Retry a virtual machine Kubernetes refused (reserves its quota again)",
+        description="Only for a `failed` VM (see `allowed_actions`). Its quota is reserved "
+        "again: a refusal names the field to change. Exposed ports dropped with the failure "
+        "are not restored; expose them again once it runs.",
+    )
+    @action(detail=True, methods=["post"])
+    def retry(self, request: Request, pk: str) -> Response:
+        return self.rendered(vm_retry(actor=self.actor, vm=self.get_object()))
 
     @_vm_action(
         "Expose ports on a public address",

@@ -17,6 +17,7 @@ VM_PAGES = (
     "vm-start",
     "vm-stop",
     "vm-restart",
+    "vm-retry",
     "vm-expose",
     "vm-unexpose",
     "vm-delete",

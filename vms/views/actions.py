@@ -32,6 +32,7 @@ from vms.services import (
     vm_bulk_power,
     vm_delete,
     vm_expose,
+    vm_retry,
     vm_unexpose,
 )
 from vms.views.display import expose_preview
@@ -86,6 +87,31 @@ class VMPowerView(VMActionView):
     def perform(self) -> str:
         POWER_ACTIONS[self.power](actor=self.actor, vm=self.vm)
         messages.success(self.request, POWER_WORDING[self.power][3].format(name=self.vm.name))
+        return self.detail_url()
+
+
+# --- Retrying -------------------------------------------------------------------------------
+
+
+class VMRetryView(VMActionView):
+    """Apply a VM Kubernetes refused again; a quota that no longer fits shows in the dialog."""
+
+    def confirmation(self) -> Confirmation:
+        return Confirmation(
+            title=f"Retry {self.vm.name}?",
+            message=(
+                "The portal applies the virtual machine to Kubernetes again. Its quota is "
+                "reserved again, so it has to fit. Exposed ports, if it had any, are not "
+                "restored: expose them again once it runs."
+            ),
+            button="Retry",
+            cancel_url=self.detail_url(),
+            danger=False,
+        )
+
+    def perform(self) -> str:
+        vm_retry(actor=self.actor, vm=self.vm)
+        messages.success(self.request, f"{self.vm.name} is being provisioned again.")
         return self.detail_url()
 
 

@@ -170,6 +170,7 @@ ACTIVITY_PHRASES: dict[str, str] = {
     "start": "started it",
     "stop": "stopped it",
     "restart": "restarted it",
+    "retry": "retried provisioning",
     "expose": "exposed ports",
     "unexpose": "withdrew exposed ports",
     "delete": "asked to delete the virtual machine",
@@ -195,6 +196,12 @@ OFFERS: dict[str, OfferWording] = {
     "stop": OfferWording("Stop", "pause", "Shuts the guest down; its quota stays reserved."),
     "restart": OfferWording(
         "Restart", "refresh", "Replaces the running instance; the disk is kept."
+    ),
+    "retry": OfferWording(
+        "Retry",
+        "refresh",
+        "Applies it again (its quota is reserved again). Exposed ports, if it had any, are "
+        "not restored: expose them again once it runs.",
     ),
     "console": OfferWording(
         "Open console", "terminal", "The serial console, in the browser.", dialog=False
@@ -233,7 +240,7 @@ class VMActions:
         return bool(self.power or self.access or self.delete)
 
 
-POWER_ORDER = ("start", "stop", "restart")
+POWER_ORDER = ("retry", "start", "stop", "restart")  # what a failed VM needs comes first
 ACCESS_ORDER = ("console", "expose", "unexpose")
 
 
