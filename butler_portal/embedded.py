@@ -1,15 +1,22 @@
-"""The embedded default's Kubernetes: what stands in for a management cluster on a laptop.
+"""The embedded default: what stands in for a management cluster and a worker on a laptop.
 
-A real etcd and kube-apiserver with the upstream CRDs (data kept in ``var/k8s`` between
-runs), the namespaces a real platform has, the infrastructure simulator playing Kamaji,
-Cluster API, KubeVirt, CDI, Kube-OVN, MetalLB and Flux, and the watcher that brings their
-status into the portal. ``manage.py serve`` runs it whenever ``KUBE_MODE=embedded``.
+``EmbeddedKubernetes``: a real etcd and kube-apiserver with the upstream CRDs (data kept in
+``var/k8s`` between runs), the namespaces a real platform has, the infrastructure simulator
+playing Kamaji, Cluster API, KubeVirt, CDI, Kube-OVN, MetalLB and Flux, and the watcher that
+brings their status into the portal. ``manage.py serve`` runs it whenever
+``KUBE_MODE=embedded``.
+
+``EmbeddedTaskWorker``: a Celery worker in a thread of the serving process, on the in-process
+broker, so tasks run as in production (after the request, retried with backoff) without
+Redis. ``manage.py serve`` runs it whenever ``EMBEDDED_TASK_WORKER`` is on.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from types import TracebackType
+from typing import Any
 
 from django.conf import settings
 
@@ -61,6 +68,61 @@ class EmbeddedKubernetes:
         self.control_plane.stop()
 
     def __enter__(self) -> EmbeddedKubernetes:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class EmbeddedTaskWorker:
+    """One Celery worker (solo pool: one task at a time) in a daemon thread."""
+
+    START_TIMEOUT_SECONDS = 30.0
+    STOP_TIMEOUT_SECONDS = 10.0
+
+    def __init__(self) -> None:
+        from celery.worker import WorkController
+
+        from butler_portal.celery import app
+
+        self._started = threading.Event()
+        started = self._started
+
+        class _Worker(WorkController):
+            def on_consumer_ready(self, consumer: Any) -> None:
+                started.set()
+
+        app.finalize()
+        self.worker = _Worker(
+            app=app,
+            hostname="embedded@localhost",
+            pool="solo",
+            concurrency=1,
+            queues=[settings.CELERY_TASK_DEFAULT_QUEUE],
+            # One process, nobody to talk to: no heartbeats, no peers to sync with.
+            without_heartbeat=True,
+            without_mingle=True,
+            without_gossip=True,
+        )
+        self._thread = threading.Thread(target=self.worker.start, name="tasks", daemon=True)
+
+    def start(self) -> EmbeddedTaskWorker:
+        self._thread.start()
+        if not self._started.wait(self.START_TIMEOUT_SECONDS):
+            raise RuntimeError("the embedded task worker did not start")
+        logger.info("task worker running in-process (no Redis: tasks and their retries run here)")
+        return self
+
+    def stop(self) -> None:
+        self.worker.stop(in_sighandler=False)
+        self._thread.join(self.STOP_TIMEOUT_SECONDS)
+
+    def __enter__(self) -> EmbeddedTaskWorker:
         return self.start()
 
     def __exit__(

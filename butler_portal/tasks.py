@@ -5,7 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Task
+from django.conf import settings
 from django.db import transaction
+
+#: Provisioning waits out what goes away without a person (``butler_portal.kube.served.RETRYABLE_ERRORS``: the API
+#: server away, a component not installed yet, a concurrent writer) for as long as it takes,
+#: backing off to ``RETRY_BACKOFF_MAX`` seconds between tries. Run eagerly (unit tests), a
+#: retry happens at once inside the same call, so there it gives up after a few.
+RETRY_FOREVER: int | None = 3 if settings.CELERY_TASK_ALWAYS_EAGER else None
+RETRY_BACKOFF_MAX = 300
 
 
 class NamespaceNotReady(Exception):

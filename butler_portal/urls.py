@@ -1,14 +1,10 @@
 from importlib import import_module
 
 from django.contrib import admin
-from django.http import HttpRequest, JsonResponse
 from django.urls import URLPattern, URLResolver, include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-
-def healthz(request: HttpRequest) -> JsonResponse:
-    """Liveness for load balancers and the process supervisor: no auth, no database."""
-    return JsonResponse({"status": "ok"})
+from butler_portal.health import healthz, readyz
 
 
 def api_routes(*modules: str) -> list[URLPattern | URLResolver]:
@@ -16,7 +12,9 @@ def api_routes(*modules: str) -> list[URLPattern | URLResolver]:
 
 
 urlpatterns = [
+    # Normally answered by ProbeMiddleware before host checks; the routes name them.
     path("healthz", healthz, name="healthz"),
+    path("readyz", readyz, name="readyz"),
     path("django-admin/", admin.site.urls),
     # Every app's API routes share the one "api" namespace (api:<basename>-list, ...).
     path(

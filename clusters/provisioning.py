@@ -18,7 +18,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from butler_portal.kube import kube_client
-from butler_portal.kube.errors import KubeError, NotFound, Transient
+from butler_portal.kube.errors import KubeError, NotFound
+from butler_portal.kube.served import RETRYABLE_ERRORS, waiting_reason
 from butler_portal.labels import CLUSTER_KEY, TENANT_KEY
 from butler_portal.realtime import publish_tenant_event
 from clusters.manifests import (
@@ -123,7 +124,8 @@ def cluster_provision(*, cluster_id: int) -> None:
     try:
         for manifest in cluster_manifests(cluster_plan(cluster)):
             client.apply(manifest)
-    except Transient:
+    except RETRYABLE_ERRORS as error:
+        _note(cluster_id, waiting_reason(error))  # the task tries again with backoff
         raise
     except KubeError as error:
         cluster_fail(cluster_id=cluster_id, reason=refusal_reason(manifest, error))
@@ -236,3 +238,15 @@ def cluster_delete_finish(*, cluster_id: int, audited: bool = True) -> None:
     tenant_id, pk = cluster.tenant_id, cluster.pk
     cluster.delete()
     publish_tenant_event(tenant_id, CLUSTER_EVENT, pk, phase="deleted")
+
+
+def clusters_waiting_for_namespace(*, tenant_id: int) -> list[int]:
+    """The tenant's clusters asked for but never applied, waiting for its namespace."""
+    return list(
+        Cluster.objects.filter(
+            tenant_id=tenant_id,
+            applied_at__isnull=True,
+            apply_error="",
+            deletion_requested_at__isnull=True,
+        ).values_list("pk", flat=True)
+    )

@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from celery import shared_task
 
 from butler_portal.kube.errors import Transient
-from butler_portal.tasks import NamespaceNotReady, TeardownPending, enqueue_after_commit
+from butler_portal.kube.served import RETRYABLE_ERRORS
+from butler_portal.tasks import (
+    RETRY_BACKOFF_MAX,
+    RETRY_FOREVER,
+    NamespaceNotReady,
+    TeardownPending,
+    enqueue_after_commit,
+)
 from clusters import provisioning
 
 
 @shared_task(
-    autoretry_for=(Transient, NamespaceNotReady),
+    autoretry_for=(*RETRYABLE_ERRORS, NamespaceNotReady),
     retry_backoff=2,
-    retry_backoff_max=120,
-    max_retries=12,
+    retry_backoff_max=RETRY_BACKOFF_MAX,
+    max_retries=RETRY_FOREVER,
 )
 def provision_cluster(cluster_id: int) -> None:
     """Apply the cluster's objects (first creation and every day-2 change alike)."""
@@ -43,3 +52,9 @@ def provision_after_commit(cluster_id: int) -> None:
 
 def delete_after_commit(cluster_id: int) -> None:
     enqueue_after_commit(delete_cluster, cluster_id)
+
+
+def provision_those_waiting_for_namespace(sender: object, *, tenant_id: int, **kwargs: Any) -> None:
+    """Receiver of ``tenants.signals.tenant_namespace_applied`` (connected in apps.py)."""
+    for cluster_id in provisioning.clusters_waiting_for_namespace(tenant_id=tenant_id):
+        provision_after_commit(cluster_id)

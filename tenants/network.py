@@ -17,7 +17,8 @@ from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.utils import timezone
 
-from butler_portal.kube.errors import Invalid, KubeError, NotFound, Transient
+from butler_portal.kube.errors import Invalid, KubeError, NotFound
+from butler_portal.kube.served import RETRYABLE_ERRORS, waiting_reason
 from butler_portal.realtime import publish_tenant_event
 from butler_portal.tasks import enqueue_after_commit
 from tenants.addressing import AddressSpaceExhausted, Span, carve, next_free_subnet, trim
@@ -32,6 +33,7 @@ from tenants.models import (
     TenantNetwork,
     dns_label_validator,
 )
+from tenants.signals import tenant_namespace_applied
 
 logger = logging.getLogger(__name__)
 
@@ -159,7 +161,8 @@ def network_request_apply(*, tenant: Tenant) -> None:
 
 
 def network_apply(*, tenant_id: int) -> None:
-    """Converge Kubernetes to the tenant's plan. Idempotent; ``Transient`` propagates for retry."""
+    """Converge Kubernetes to the tenant's plan. Idempotent; what may pass by itself
+    (``RETRYABLE_ERRORS``) propagates for the task to retry."""
     from butler_portal.kube import kube_client
 
     tenant = Tenant.objects.filter(pk=tenant_id).first()
@@ -176,7 +179,10 @@ def network_apply(*, tenant_id: int) -> None:
         if not plan.lb_ranges:
             for manifest in address_share_manifests(plan):
                 client.delete_manifest(manifest)
-    except Transient:
+    except RETRYABLE_ERRORS as error:
+        # It goes away without a person (the server is back, the component installed):
+        # say what it waits for, and let the task try again with backoff.
+        _note_waiting(tenant, waiting_reason(error))
         raise
     except Invalid as error:
         _record(
@@ -188,8 +194,12 @@ def network_apply(*, tenant_id: int) -> None:
             tenant, TenantNetwork.State.FAILED, f"Kubernetes refused the network: {error.message}"
         )
         return
-    TenantNetwork.objects.filter(tenant=tenant).update(applied_at=timezone.now())
+    first_time = TenantNetwork.objects.filter(tenant=tenant, applied_at__isnull=True).exists()
+    TenantNetwork.objects.filter(tenant=tenant).update(applied_at=timezone.now(), message="")
     network_refresh_state(tenant_id=tenant.pk)
+    if first_time:
+        # Clusters and VMs asked for before the namespace existed go ahead now.
+        tenant_namespace_applied.send(sender=TenantNetwork, tenant_id=tenant.pk)
 
 
 def network_teardown(*, tenant_id: int) -> bool:
@@ -309,6 +319,15 @@ def _record(tenant: Tenant, state: str, message: str) -> None:
     toast = _state_toast(tenant, network["state"], state, message)
     # The event names the network, as network_refresh_state's do.
     publish_tenant_event(tenant.pk, NETWORK_EVENT, network["pk"], state=state, **toast)
+
+
+def _note_waiting(tenant: Tenant, message: str) -> None:
+    """Say why applying waits, without changing the state (it is still on its way)."""
+    network = TenantNetwork.objects.filter(tenant=tenant).values("pk", "state", "message").first()
+    if network is None or network["message"] == message:
+        return
+    TenantNetwork.objects.filter(pk=network["pk"]).update(message=message)
+    publish_tenant_event(tenant.pk, NETWORK_EVENT, network["pk"], state=network["state"])
 
 
 def _state_toast(tenant: Tenant, before: str, after: str, message: str) -> dict[str, str]:

@@ -5,11 +5,17 @@ from __future__ import annotations
 from celery import shared_task
 
 from butler_portal.kube.errors import Transient
-from butler_portal.tasks import TeardownPending
+from butler_portal.kube.served import RETRYABLE_ERRORS
+from butler_portal.tasks import RETRY_BACKOFF_MAX, RETRY_FOREVER, TeardownPending
 from tenants import network
 
 
-@shared_task(autoretry_for=(Transient,), retry_backoff=2, retry_backoff_max=120, max_retries=12)
+@shared_task(
+    autoretry_for=RETRYABLE_ERRORS,
+    retry_backoff=2,
+    retry_backoff_max=RETRY_BACKOFF_MAX,
+    max_retries=RETRY_FOREVER,
+)
 def apply_tenant(tenant_id: int) -> None:
     """Converge the tenant's namespace, quota and network in Kubernetes to the portal's plan."""
     network.network_apply(tenant_id=tenant_id)

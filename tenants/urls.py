@@ -133,6 +133,11 @@ urlpatterns = [
     path("operator/fleet/", fleet.OperatorFleetView.as_view(), name="operator-fleet"),
     path("operator/drift/", drift.OperatorDriftView.as_view(), name="operator-drift"),
     path(
+        "operator/platform-health/",
+        drift.OperatorPlatformHealthView.as_view(),
+        name="operator-platform-health",
+    ),
+    path(
         "operator/drift/repair/",
         drift.OperatorDriftRepairView.as_view(),
         name="operator-drift-repair",

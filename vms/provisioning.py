@@ -19,7 +19,8 @@ from django.utils.dateparse import parse_datetime
 
 from butler_portal.kube import kube_client
 from butler_portal.kube.adapter import KubeClient
-from butler_portal.kube.errors import KubeError, NotFound, Transient
+from butler_portal.kube.errors import KubeError, NotFound
+from butler_portal.kube.served import RETRYABLE_ERRORS, waiting_reason
 from butler_portal.realtime import publish_tenant_event
 from butler_portal.tasks import NamespaceNotReady, TeardownPending
 from tenants.audit import Actor, audit_record
@@ -130,7 +131,8 @@ def vm_provision(*, vm_id: int) -> None:
     try:
         for manifest in vm_manifests(plan):
             client.apply(manifest)
-    except Transient:
+    except RETRYABLE_ERRORS as error:
+        _note(vm, waiting_reason(error))  # the task tries again with backoff
         raise
     except KubeError as error:
         if manifest.get("kind") == "Service":
@@ -356,3 +358,15 @@ def vm_delete_finish(*, vm_id: int, audited: bool = True) -> None:
     tenant_id, pk = vm.tenant_id, vm.pk
     vm.delete()
     publish_tenant_event(tenant_id, VM_EVENT, pk, state="deleted")
+
+
+def vms_waiting_for_namespace(*, tenant_id: int) -> list[int]:
+    """The tenant's VMs asked for but never applied, waiting for its namespace."""
+    return list(
+        VirtualMachine.objects.filter(
+            tenant_id=tenant_id,
+            applied_at__isnull=True,
+            apply_error="",
+            deletion_requested_at__isnull=True,
+        ).values_list("pk", flat=True)
+    )

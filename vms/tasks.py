@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from celery import shared_task
 
 from butler_portal.kube.errors import Transient
-from butler_portal.tasks import enqueue_after_commit
+from butler_portal.kube.served import RETRYABLE_ERRORS
+from butler_portal.tasks import (
+    RETRY_BACKOFF_MAX,
+    RETRY_FOREVER,
+    enqueue_after_commit,
+)
 from vms import provisioning
 from vms.provisioning import NamespaceNotReady, ServiceRemovalPending, TeardownPending
 
 
 @shared_task(
-    autoretry_for=(Transient, NamespaceNotReady, ServiceRemovalPending),
+    autoretry_for=(*RETRYABLE_ERRORS, NamespaceNotReady, ServiceRemovalPending),
     retry_backoff=2,
-    retry_backoff_max=120,
-    max_retries=12,
+    retry_backoff_max=RETRY_BACKOFF_MAX,
+    max_retries=RETRY_FOREVER,
 )
 def provision_vm(vm_id: int) -> None:
     """Apply the VM's objects (creation, power changes and exposed ports alike)."""
@@ -60,3 +67,9 @@ def restart_after_commit(vm_id: int) -> None:
 
 def delete_after_commit(vm_id: int) -> None:
     enqueue_after_commit(delete_vm, vm_id)
+
+
+def provision_those_waiting_for_namespace(sender: object, *, tenant_id: int, **kwargs: Any) -> None:
+    """Receiver of ``tenants.signals.tenant_namespace_applied`` (connected in apps.py)."""
+    for vm_id in provisioning.vms_waiting_for_namespace(tenant_id=tenant_id):
+        provision_after_commit(vm_id)

@@ -40,6 +40,7 @@ from butler_portal.kube.errors import (
     Invalid,
     KubeError,
     NotFound,
+    NotServed,
     Transient,
     Unauthorized,
     error_from_status,
@@ -326,12 +327,19 @@ class KubeClient:
         resources = self._discovery.get(api_version)
         if resources is None or kind not in resources:
             # Unknown so far: a CRD may have been installed since the last look.
-            resources = self._discover(api_version)
+            try:
+                resources = self._discover(api_version)
+            except NotFound:  # the whole group/version is not served
+                raise NotServed(api_version, kind) from None
         try:
             return resources[kind]
         except KeyError:
-            message = f"kind {kind} is not served by {api_version}"
-            raise NotFound(message, reason="NotFound") from None
+            raise NotServed(api_version, kind) from None
+
+    def served_kinds(self, api_version: str) -> tuple[str, ...]:
+        """The kinds the API server serves under ``api_version``, asked afresh (a component
+        may have been installed since); ``NotFound`` when it serves none."""
+        return tuple(self._discover(api_version))
 
     def api_resources(self, api_version: str) -> tuple[str, ...]:
         """The names an apiVersion's discovery lists, subresources included ("pods/log");

@@ -49,6 +49,17 @@ class NotFound(KubeError):
     """404: the object, its namespace or its kind does not exist."""
 
 
+class NotServed(NotFound):
+    """The API server does not serve this kind at all: the component that provides it (its
+    CRDs, or its aggregated API) is not installed, or not yet. Unlike a missing object this
+    can go away by itself, so work that needs the kind waits and tries again."""
+
+    def __init__(self, api_version: str, kind: str) -> None:
+        super().__init__(f"kind {kind} is not served by {api_version}", reason="NotFound")
+        self.api_version = api_version
+        self.kind = kind
+
+
 class Conflict(KubeError):
     """409: stale resourceVersion on update, or the object already exists on create."""
 

@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from butler_portal.kube.adapter import KubeClient, Manifest
-from butler_portal.kube.errors import Gone, KubeError, NotFound, Transient
+from butler_portal.kube.errors import Gone, KubeError, NotFound, NotServed, Transient
 
 logger = logging.getLogger(__name__)
 
@@ -91,6 +91,10 @@ class Informer:
         self.stop = stop
         self.watch_timeout_seconds = watch_timeout_seconds
         self.backoff = backoff or Backoff()
+        # A component is installed in minutes, not seconds: no need to ask every 30 s.
+        self.not_served_backoff = Backoff(initial=2.0, maximum=120.0)
+        # What is wrong since the last success ("kind not served", ...), to log it once.
+        self._trouble: str | None = None
         self.resource_version: str | None = None
         self.relists = 0  # how many times it had to list (observability and tests)
         self._failures_at_version = 0
@@ -112,34 +116,59 @@ class Informer:
                 self._retry_failed()
                 if self.resource_version is None:
                     self._list(client)
+                    self._recovered()
                 self._watch(client)
-                self.backoff.reset()
-                self._failures_at_version = 0
+                self._recovered()
             except Exception as error:
                 # A stream cut short by stopping is no failure worth a word.
                 if not self.stop.is_set():
                     self._recover(error)
 
+    def _recovered(self) -> None:
+        if self._trouble is not None:
+            logger.info("%s: followed again (after %s)", self.watched, self._trouble)
+            self._trouble = None
+        self.backoff.reset()
+        self.not_served_backoff.reset()
+        self._failures_at_version = 0
+
     def _recover(self, error: Exception) -> None:
         if isinstance(error, Gone):
             logger.info("%s: resourceVersion expired, listing again", self.watched)
             self.resource_version = None
+        elif isinstance(error, NotServed):
+            # The component is not installed (yet). The watcher says so once for every kind
+            # (butler_portal.kube.served); here it is only worth a debug line per attempt.
+            self._note_trouble("kind not served", error, level=logging.DEBUG)
+            self.resource_version = None
+            self.stop.wait(self.not_served_backoff.next_delay())
+            return
         elif isinstance(error, Transient | NotFound):
-            # NotFound: the CRD is not installed (yet); Transient: the server is away.
+            # Transient: the server is away. Said once per outage, not once per attempt.
             self._failures_at_version += 1
             if self._failures_at_version >= self.RELIST_AFTER_FAILURES:
                 self.resource_version = None
                 self._failures_at_version = 0
-            logger.warning("%s: %s; retrying", self.watched, error)
-            self._pause()
+            self._note_trouble("API server unavailable", error, level=logging.WARNING)
         elif isinstance(error, KubeError):
-            logger.error("%s: %s; retrying", self.watched, error)
-            self._pause()
+            self._note_trouble("refused", error, level=logging.ERROR)
         else:
             # Handlers cannot get here (see _deliver): this is a bug in the stream itself,
             # and giving up would silently freeze the portal's view of this kind.
             logger.error("%s: unexpected error; retrying", self.watched, exc_info=error)
-            self._pause()
+        self._pause()
+
+    def _note_trouble(self, trouble: str, error: Exception, *, level: int) -> None:
+        """Log the first failure of a streak at ``level``, the rest of it at debug level."""
+        first = self._trouble != trouble
+        self._trouble = trouble
+        logger.log(
+            level if first else logging.DEBUG,
+            "%s: %s; retrying with backoff%s",
+            self.watched,
+            error,
+            "" if first else " (still)",
+        )
 
     def wait_idle(self) -> None:
         """Return once no handler call is running (after a stop, none will start again)."""
@@ -178,6 +207,8 @@ class Informer:
             for event in events:
                 if self.stop.is_set():
                     return
+                if self._trouble is not None:  # the server answers again
+                    self._recovered()
                 if event.type != "BOOKMARK":
                     key = object_key(event.object)
                     if event.type == DELETED:

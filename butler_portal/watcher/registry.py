@@ -17,6 +17,7 @@ from django.conf import settings
 
 from butler_portal.kube.adapter import Manifest
 from butler_portal.kube.informer import Handler, WatchedKind
+from butler_portal.kube.served import Kind
 from butler_portal.watcher.drift import DriftCheck
 
 
@@ -51,3 +52,11 @@ def _one_after_another(handlers: Sequence[Handler]) -> Handler:
             handler(event_type, obj)
 
     return handle
+
+
+def required_kinds(modules: Sequence[ModuleType]) -> list[Kind]:
+    """Every kind the apps follow or compare: what the management cluster must serve."""
+    watched = [*collect_handlers(modules)]
+    for check in collect_drift_checks(modules):
+        watched += check.kinds
+    return sorted({Kind(kind.api_version, kind.kind) for kind in watched})

@@ -28,6 +28,7 @@ from butler_portal.kube.adapter import KubeClient, Manifest
 from butler_portal.kube.errors import KubeError
 from butler_portal.kube.informer import Handler, Informer, InformerGroup, WatchedKind
 from butler_portal.kube.lease import LeaderElectionConfig, LeaderElector
+from butler_portal.kube.served import Kind, ServedKindsMonitor
 from butler_portal.watcher.drift import DriftCheck, DriftReport, reconcile
 from butler_portal.watcher.registry import collect_drift_checks, collect_handlers, handler_modules
 
@@ -78,6 +79,8 @@ class Watcher:
         # Reconcilers of ended terms that may still be finishing a pass (stop waits for them).
         self._winding_down: list[threading.Thread] = []
         self._elector_thread: threading.Thread | None = None
+        # On every replica, leader or not: the log says once what the cluster lacks.
+        self.served_kinds = ServedKindsMonitor(client, self._needed_kinds(), name=name)
         self._elector = (
             LeaderElector(
                 client,
@@ -143,9 +146,19 @@ class Watcher:
 
     # --- Lifecycle -----------------------------------------------------------------------
 
+    def _needed_kinds(self) -> list[Kind]:
+        watched = [*self.handlers, *(kind for check in self.drift_checks for kind in check.kinds)]
+        return [Kind(kind.api_version, kind.kind) for kind in watched]
+
     def start(self) -> Watcher:
         kinds = ", ".join(str(watched) for watched in self.handlers) or "nothing"
         logger.info("%s: following %s", self.name, kinds)
+        threading.Thread(
+            target=self.served_kinds.run,
+            args=(self._stopping,),
+            name=f"{self.name}:served-kinds",
+            daemon=True,
+        ).start()
         if self._elector is None:
             self._start_term()
         else:

@@ -9,6 +9,7 @@ from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 
+from butler_portal.health import kubernetes_health
 from tenants.audit import Actor
 from tenants.selectors import ManagementClusterUnavailable, drift_now
 from tenants.services import drift_repair
@@ -60,3 +61,15 @@ class OperatorDriftRepairView(ConsoleView):
                 else "Nothing was missing: there was nothing to apply again.",
             )
         return redirect_after_post(request, reverse("operator-drift"))
+
+
+class OperatorPlatformHealthView(ConsoleView):
+    """The console's banner: what the management cluster lacks (components not installed,
+    or no answer at all), loaded after each console page since it asks Kubernetes."""
+
+    template_name = "operator/_platform_health.html"
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context = super().get_context_data(**kwargs)
+        context["health"] = kubernetes_health()
+        return context

@@ -37,6 +37,10 @@ class Command(BaseCommand):
                 from butler_portal.embedded import EmbeddedKubernetes
 
                 stack.enter_context(EmbeddedKubernetes())
+            if settings.EMBEDDED_TASK_WORKER:
+                from butler_portal.embedded import EmbeddedTaskWorker
+
+                stack.enter_context(EmbeddedTaskWorker())
             if settings.EMBEDDED and not no_seed:
                 call_command("seed_demo")
             self.stdout.write(self.style.SUCCESS(f"Butler Portal on http://{host}:{port}/"))
