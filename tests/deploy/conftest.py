@@ -1,0 +1,46 @@
+"""Fixtures of the deployment tests: the portal running as the chart's ServiceAccount."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from pytest_django.fixtures import Settings as SettingsWrapper
+
+from butler_portal.kube import forget_clients
+from butler_portal.kube.adapter import KubeClient
+from butler_portal.kube.localcp import LocalControlPlane
+from butler_portal.kube.platform import prepare_local_platform
+from tests.deploy.support import PortalIdentity, install_identity
+
+TakeAway = tuple[str, str, str]  # (api group, resource, verb)
+AsChartIdentity = Callable[..., PortalIdentity]
+
+
+@pytest.fixture
+def as_chart_identity(
+    local_k8s: LocalControlPlane, k8s: KubeClient, settings: SettingsWrapper, tmp_path: Path
+) -> Iterator[AsChartIdentity]:
+    """Point the portal (services, tasks, watcher, consoles) at the local API server as the
+    chart's ServiceAccount with the chart's RBAC, optionally minus one verb.
+
+    The platform's own namespaces (MetalLB's, KubeVirt's, ...) exist before the portal
+    arrives, as the platform's installs make them: the admin creates them, not the portal.
+    """
+    identities: list[PortalIdentity] = []
+
+    def install(take_away: TakeAway | None = None) -> PortalIdentity:
+        prepare_local_platform(k8s)
+        identity = install_identity(k8s, local_k8s, tmp_path, take_away=take_away)
+        identities.append(identity)
+        settings.KUBE_MODE = "kubeconfig"
+        settings.KUBECONFIG = str(identity.kubeconfig)
+        settings.WATCHER_LEASE_NAMESPACE = identity.namespace
+        forget_clients()
+        return identity
+
+    yield install
+    forget_clients()
+    for identity in identities:
+        identity.client.close()
