@@ -2,7 +2,7 @@
 
 It watches the resources the portal applies (Kamaji, Cluster API, KubeVirt, CDI, Kube-OVN,
 MetalLB, Flux) and writes the status the real controllers would write, following
-``../shared/crds/STATUS.md``, with configurable delays and per-object failure injection
+``butler_portal/kube/crds/STATUS.md``, with configurable delays and per-object failure injection
 (see ``config``), and serves KubeVirt's aggregated subresource API with a simulated serial
 console per running VMI (``subresources``). Run it with ``manage.py simulate`` or, in tests, the ``simulator`` fixture.
 """

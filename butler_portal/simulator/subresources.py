@@ -1,7 +1,7 @@
 """KubeVirt's subresource API (``subresources.kubevirt.io/v1``), served as an aggregated API.
 
 In production virt-api serves this group behind the management cluster's kube-apiserver
-(``../shared/crds/STATUS.md`` §5). The simulator serves it the same way, so the portal
+(``butler_portal/kube/crds/STATUS.md`` §5). The simulator serves it the same way, so the portal
 reaches a VM's serial console by the very path it takes in production::
 
     portal ──wss──▶ kube-apiserver ──(aggregation layer)──▶ this server, on 127.0.0.1
