@@ -9,6 +9,7 @@ says why not on the field to change); bulk actions answer with the list's table,
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 from django.urls import reverse
@@ -17,15 +18,20 @@ from tenants.audit import Actor
 from tenants.models import AuditEvent, Quota, QuotaClaim, Tenant, User
 from tests.conftest import browser_client_for
 from tests.ui.conftest import (
+    action_row,
+    activity_of,
     check_dialog_and_page,
     csrf_checking_client,
     errors_of,
     htmx,
     listed_names,
+    offered,
+    page_text,
     toasts,
 )
 from tests.vms.conftest import create, make_running, make_vm_row, stopped
 from vms.models import VirtualMachine, VMService
+from vms.provisioning import vm_fail
 from vms.services import vm_expose
 from vms.spec import PortSpec
 
@@ -156,6 +162,105 @@ def test_a_refusal_of_the_service_shows_in_the_dialog(bob: User, acme: Tenant) -
         assert errors_of(response.content.decode()) == {"__all__": [refusal]}, action
     vm.refresh_from_db()
     assert (vm.run_strategy, vm.restart_requested_at) == ("Halted", None)
+
+
+# --- Retrying a VM Kubernetes refused -----------------------------------------------------------
+
+
+def refused(tenant: Tenant, user: User, name: str = "web") -> VirtualMachine:
+    """A VM requested through the service, then refused by Kubernetes before it existed."""
+    vm = create(tenant, user, name)
+    vm_fail(vm_id=vm.pk, reason=f"Kubernetes rejected VirtualMachine {name}: spec: bad")
+    vm.refresh_from_db()
+    return vm
+
+
+def test_only_members_admins_and_operators_may_retry_a_failed_vm(
+    personas: dict[str, User], acme: Tenant, bob: User
+) -> None:
+    outcomes = {}
+    for name in ("carol", "audrey", "gina", "nobody", "bob", "alice", "oscar"):
+        vm = refused(acme, bob, f"for-{name}")
+        response = browser_client_for(personas[name]).post(acme_url("vm-retry", vm))
+        vm.refresh_from_db()
+        outcomes[name] = (response.status_code, vm.state)
+    assert outcomes == {
+        "carol": (403, "failed"),
+        "audrey": (403, "failed"),
+        "gina": (404, "failed"),
+        "nobody": (404, "failed"),
+        "bob": (302, "pending"),
+        "alice": (302, "pending"),
+        "oscar": (302, "pending"),
+    }
+    assert sorted(
+        AuditEvent.objects.filter(action="retry").values_list("actor__username", flat=True)
+    ) == ["alice", "bob", "oscar"]
+
+
+def test_viewers_and_auditors_see_no_retry_on_a_failed_vm(
+    bob: User, carol: User, audrey: User, acme: Tenant
+) -> None:
+    vm = refused(acme, bob)
+    for reader in (carol, audrey):
+        text = page_text(reader, acme_url("vm-detail", vm))
+        assert offered(text) == [], reader
+        assert acme_url("vm-retry", vm) not in text
+        assert "Kubernetes rejected VirtualMachine web: spec: bad" in text
+
+
+def test_retry_asks_first_then_applies_the_vm_again(
+    bob: User, acme: Tenant, django_capture_on_commit_callbacks: Any
+) -> None:
+    vm = refused(acme, bob)
+    client = browser_client_for(bob)
+    check_dialog_and_page(client, acme_url("vm-retry", vm), "Retry web?")
+    dialog = client.get(acme_url("vm-retry", vm), headers=htmx("modal-body")).content.decode()
+    assert "Its quota is reserved again, so it has to fit." in dialog
+    assert "Exposed ports, if it had any, are not restored" in dialog
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(acme_url("vm-retry", vm), headers=htmx("modal-body"))
+
+    assert response["HX-Redirect"] == acme_url("vm-detail", vm)
+    vm.refresh_from_db()
+    assert (vm.state, vm.apply_error) == (VirtualMachine.State.PENDING, "")
+    # The provisioning task ran after the retry committed; without Kubernetes it says so.
+    assert vm.reason == "No Kubernetes cluster is configured: nothing was applied."
+    assert QuotaClaim.objects.get(tenant=acme, subject=f"vm:{vm.pk}").vms == 1
+    text = client.get(acme_url("vm-detail", vm)).content.decode()
+    assert "web is being provisioned again." in text  # the toast of the retry
+    assert "retry" not in offered(text)
+    assert activity_of(text)[0] == ("retry", "bob", "retried provisioning")
+
+
+def test_a_retry_the_quota_no_longer_fits_is_refused_in_the_dialog(bob: User, acme: Tenant) -> None:
+    vm = refused(acme, bob)
+    Quota.objects.filter(tenant=acme).update(vms=0)
+
+    response = browser_client_for(bob).post(acme_url("vm-retry", vm), headers=htmx("modal-body"))
+
+    errors = errors_of(response.content.decode())
+    assert list(errors) == ["__all__"]
+    assert "virtual machines" in errors["__all__"][0].lower()
+    vm.refresh_from_db()
+    assert vm.state == VirtualMachine.State.FAILED
+    assert not AuditEvent.objects.filter(action="retry").exists()
+
+
+def test_a_suspended_tenant_shows_retry_refused_as_creating_is(bob: User, acme: Tenant) -> None:
+    vm = refused(acme, bob)
+    Tenant.objects.filter(pk=acme.pk).update(state=Tenant.State.SUSPENDED)
+
+    text = page_text(bob, acme_url("vm-detail", vm))
+    retry = action_row(text, "retry")
+    assert '<div class="action-row is-disabled" aria-disabled="true"' in retry
+    assert "Acme Corp is suspended: resources can only be given back" in retry
+    assert acme_url("vm-retry", vm) not in retry
+    response = browser_client_for(bob).post(acme_url("vm-retry", vm), headers=htmx("modal-body"))
+    assert "Tenant acme is suspended" in errors_of(response.content.decode())["__all__"][0]
+    vm.refresh_from_db()
+    assert vm.state == VirtualMachine.State.FAILED
 
 
 # --- Exposed ports ----------------------------------------------------------------------------

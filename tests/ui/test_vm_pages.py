@@ -73,7 +73,7 @@ def test_every_page_answers_each_persona_as_their_role_allows(
         "create": (acme_url("vm-create"), expected(OPERATORS)),
         **{
             action: (acme_url(f"vm-{action}", vm.pk), expected(OPERATORS))
-            for action in ("start", "stop", "restart", "expose", "unexpose", "delete")
+            for action in ("start", "stop", "restart", "retry", "expose", "unexpose", "delete")
         },
     }
     outcomes = {page: statuses(personas, url) for page, (url, _) in pages.items()}
@@ -639,7 +639,7 @@ def test_a_stopped_vm_offers_start_and_no_console(bob: User, acme: Tenant) -> No
     assert "Stopped: its disk and its quota are kept" in text
 
 
-def test_a_vm_kubernetes_refused_offers_only_deletion_and_stops_its_timeline(
+def test_a_vm_kubernetes_refused_offers_retry_first_then_deletion_and_stops_its_timeline(
     bob: User, acme: Tenant
 ) -> None:
     vm = create(acme, bob, "web")
@@ -647,7 +647,11 @@ def test_a_vm_kubernetes_refused_offers_only_deletion_and_stops_its_timeline(
     text = page_text(bob, acme_url("vm-detail", vm.pk))
     assert "object-status-red" in text
     assert "Kubernetes rejected VirtualMachine web: spec.template: bad" in text
-    assert offered(text) == ["delete"]
+    assert offered(text) == ["retry", "delete"]
+    retry = action_row(text, "retry")
+    assert acme_url("vm-retry", vm.pk) in retry
+    # Ports exposed before the failure went with it: the offer says they do not come back.
+    assert "Exposed ports, if it had any, are not restored" in retry
     assert "timeline-pulse" not in text
 
 

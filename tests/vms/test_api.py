@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from django.urls import reverse
 
-from tenants.models import ApiToken, Tenant, User
+from tenants.models import ApiToken, Quota, Tenant, User
 from tenants.selectors import quota_used
 from tests.api_mixin import (
     PERSONAS,
@@ -25,6 +25,7 @@ from tests.conftest import api_client_for
 from tests.vms.conftest import add_key, make_running, make_vm_row, public_key_line
 from tests.vms.test_sshkeys import ED25519
 from vms.models import SSHKey, StorageClass, VirtualMachine, VMImage
+from vms.provisioning import vm_fail
 
 pytestmark = pytest.mark.usefixtures("vm_catalog")
 
@@ -200,6 +201,67 @@ def test_actions_are_for_members_admins_and_operators(
     outcomes = write_outcomes(personas, vm_url(vm, action), payload)
 
     assert outcomes == TENANT_WRITE_OUTCOMES
+
+
+def failed(tenant: Tenant, name: str = "web") -> VirtualMachine:
+    """A VM Kubernetes refused before it ever existed: Failed, its quota given back."""
+    vm = make_vm_row(tenant, name=name)
+    vm_fail(vm_id=vm.pk, reason=f"Kubernetes rejected VirtualMachine {name}: spec: bad")
+    vm.refresh_from_db()
+    return vm
+
+
+def test_retrying_a_failed_vm_is_for_members_admins_and_operators(
+    personas: dict[str, User], acme: Tenant
+) -> None:
+    vm = failed(acme)
+
+    assert write_outcomes(personas, vm_url(vm, "retry"), {}) == TENANT_WRITE_OUTCOMES
+    read_only, _ = token_client_for(personas["bob"], ApiToken.Scope.READ)
+    refused = read_only.post(vm_url(vm, "retry"))
+    assert (refused.status_code, str(refused.data["detail"])) == (
+        403,
+        "This API token is read-only.",
+    )
+    vm.refresh_from_db()
+    assert vm.state == "failed"
+
+
+def test_a_failed_vm_offers_retry_and_a_retry_applies_it_again(
+    bob: User, acme: Tenant, django_capture_on_commit_callbacks: Any
+) -> None:
+    vm = failed(acme)
+    client = api_client_for(bob)
+
+    detail = client.get(vm_url(vm))
+    assert (detail.data["state"], detail.data["allowed_actions"]) == ("failed", ["delete", "retry"])
+    with django_capture_on_commit_callbacks(execute=True):
+        retried = client.post(vm_url(vm, "retry"))
+
+    assert (retried.status_code, retried.data["state"]) == (200, "pending")
+    assert "retry" not in retried.data["allowed_actions"]
+    assert quota_used(acme)["vms"] == 1
+    # The provisioning task ran after the retry committed; without Kubernetes it says so.
+    again = client.get(vm_url(vm))
+    assert again.data["reason"] == "No Kubernetes cluster is configured: nothing was applied."
+    twice = client.post(vm_url(vm, "retry"))
+    assert (twice.status_code, twice.data) == (
+        400,
+        {"non_field_errors": ["Only a virtual machine Kubernetes refused can be retried."]},
+    )
+
+
+def test_a_retry_without_room_in_the_quota_is_a_400_on_the_field(bob: User, acme: Tenant) -> None:
+    vm = failed(acme)
+    Quota.objects.filter(tenant=acme).update(vcpu=0)
+
+    refused = api_client_for(bob).post(vm_url(vm, "retry"))
+
+    assert (refused.status_code, list(refused.data)) == (400, ["instance_type"])
+    assert "vcpu" in str(refused.data["instance_type"][0]).lower()
+    vm.refresh_from_db()
+    assert vm.state == "failed"
+    assert quota_used(acme)["vms"] == 0
 
 
 def test_actions_answer_with_the_changed_vm_and_refuse_what_the_state_does_not_allow(
