@@ -38,7 +38,12 @@ from tenants.models import (
     TenantNetwork,
     User,
 )
-from tenants.network import lb_share_resize, network_allocate, network_request_apply
+from tenants.network import (
+    NETWORK_EVENT,
+    lb_share_resize,
+    network_allocate,
+    network_request_apply,
+)
 from tenants.selectors import format_amount, management_client, quota_used
 
 if TYPE_CHECKING:
@@ -149,6 +154,52 @@ def tenant_delete(*, actor: Actor, tenant: Tenant) -> bool:
 def tenant_delete_finish(*, tenant_id: int) -> None:
     """The last step of a deletion, once Kubernetes has let go of the tenant's objects."""
     Tenant.objects.filter(pk=tenant_id, state=Tenant.State.DELETING).delete()
+
+
+@transaction.atomic
+def tenant_network_retry(*, actor: Actor, tenant: Tenant) -> TenantNetwork:
+    """Apply a Failed tenant network again (operators; the caller checks who may).
+
+    A network fails only when Kubernetes rejects or refuses it for a reason that does not
+    pass by itself (what does pass is retried automatically), so a person fixes the cause
+    and then asks for this. The failure's message goes into the audit trail, since applying
+    clears it.
+    """
+    # Lock the tenant, then its network (the order quota_update and the watcher take).
+    locked_tenant = Tenant.objects.select_for_update().get(pk=tenant.pk)
+    network = (
+        TenantNetwork.objects.select_for_update(of=("self",)).filter(tenant=locked_tenant).first()
+    )
+    if network is None:
+        raise ValidationError(
+            {NON_FIELD_ERRORS: f"{locked_tenant.slug} has no network to retry."},
+            code="invalid_state",
+        )
+    if network.state != TenantNetwork.State.FAILED:
+        raise ValidationError(
+            {
+                NON_FIELD_ERRORS: (
+                    f"Only a failed network can be retried; the network of {locked_tenant.slug}"
+                    f" is {network.get_state_display().lower()}."
+                )
+            },
+            code="invalid_state",
+        )
+    audit_record(
+        actor=actor,
+        action="retry",
+        tenant=locked_tenant,
+        target=network,
+        object_repr=f"{locked_tenant.slug} network",
+        changes={"previous_error": network.message},
+    )
+    # Open network panels leave Failed at once (sent on commit, before the apply task runs).
+    publish_tenant_event(
+        locked_tenant.pk, NETWORK_EVENT, network.pk, state=TenantNetwork.State.PROVISIONING
+    )
+    network_request_apply(tenant=locked_tenant)
+    network.refresh_from_db()
+    return network
 
 
 #: What a suspended tenant may still do with what it has: give resources back (stop a VM,
