@@ -20,5 +20,7 @@ mkdir -p "$BUTLER_TEST_ARTIFACTS"
 
 # kube-apiserver and etcd: cached after the first run, which builds them (several minutes).
 .venv/bin/python -m butler_portal.kube.localcp ensure-binaries
+# helm (pinned) for the chart's checks in tests/deploy: built once from the Go module proxy.
+.venv/bin/python -m butler_portal.kube.binaries helm
 
 exec .venv/bin/pytest "$@"
