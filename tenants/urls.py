@@ -94,6 +94,11 @@ urlpatterns = [
         name="operator-tenant-resume",
     ),
     path(
+        "operator/tenants/<slug:slug>/network/retry/",
+        operator.OperatorNetworkRetryView.as_view(),
+        name="operator-tenant-network-retry",
+    ),
+    path(
         "operator/tenants/<slug:slug>/delete/",
         operator.OperatorTenantDeleteView.as_view(),
         name="operator-tenant-delete",

@@ -255,6 +255,7 @@ OBJECT_NAMES: dict[str, str] = {
     "virtualmachine": "a virtual machine",
     "sshkey": "an SSH key",
     "vmservice": "a VM's public ports",
+    "tenantnetwork": "the tenant's network",
 }
 
 

@@ -22,7 +22,15 @@ from tenants import services
 from tenants.access import Action, is_operator
 from tenants.audit import Actor
 from tenants.forms import ListSearchForm, QuotaForm, TenantCreateForm, TypedConfirmationForm
-from tenants.models import AuditEvent, Membership, Quota, QuotaResource, Tenant, User
+from tenants.models import (
+    AuditEvent,
+    Membership,
+    Quota,
+    QuotaResource,
+    Tenant,
+    TenantNetwork,
+    User,
+)
 from tenants.scoping import visible_tenant
 from tenants.selectors import quota_usage, quota_usage_for_tenants
 from tenants.views.base import (
@@ -150,6 +158,10 @@ class OperatorTenantDetailView(OperatorTenantMixin):
             recent_activity=AuditEvent.objects.for_user(user).filter(tenant=self.tenant)[
                 :TENANT_ACTIVITY_ROWS
             ],
+            # Only a failed network needs a person: the page shows why and offers the retry.
+            failed_network=TenantNetwork.objects.filter(
+                tenant=self.tenant, state=TenantNetwork.State.FAILED
+            ).first(),
         )
         return context
 
@@ -210,6 +222,30 @@ class OperatorTenantStateView(OperatorTenantMixin, ConfirmActionView):
         messages.success(
             self.request, f"{tenant.name} is now {tenant.get_state_display().lower()}."
         )
+        return self.detail_url()
+
+
+class OperatorNetworkRetryView(OperatorTenantMixin, ConfirmActionView):
+    """Apply a tenant's Failed network again, once the operator has fixed the cause."""
+
+    operators_only = True
+
+    def confirmation(self) -> Confirmation:
+        return Confirmation(
+            title=f"Retry the network of {self.tenant.name}?",
+            message=(
+                "The portal applies the tenant's namespace, quota, VPC, subnet and "
+                "load-balancer addresses to Kubernetes again. Fix what Kubernetes refused "
+                "first, or the network fails again."
+            ),
+            button="Retry the network",
+            cancel_url=self.detail_url(),
+            danger=False,
+        )
+
+    def perform(self) -> str:
+        services.tenant_network_retry(actor=Actor.from_request(self.request), tenant=self.tenant)
+        messages.success(self.request, f"The network of {self.tenant.name} is being applied again.")
         return self.detail_url()
 
 

@@ -25,7 +25,7 @@ from tenants.models import (
 )
 from tenants.network import network_allocate
 from tests.conftest import browser_client_for
-from tests.ui.conftest import htmx, queries_for_get
+from tests.ui.conftest import check_dialog_and_page, errors_of, htmx, queries_for_get
 
 EVERYONE = ("alice", "bob", "carol", "gina", "oscar", "audrey", "nobody")
 NETWORKS = reverse("operator-networks")
@@ -125,6 +125,30 @@ def test_a_failed_network_says_why_in_plain_words(
     assert "Subnet error: the CIDR overlaps another subnet" in text
     assert text.count('class="is-failed"') == 2  # the subnet and the address pool
     assert "spinner" not in text
+
+
+def test_a_failed_network_tells_tenants_it_is_in_the_operators_hands(
+    personas: dict[str, User], acme: Tenant, address_space: LoadBalancerRange
+) -> None:
+    network_of(acme, state=TenantNetwork.State.FAILED, message="Kubernetes refused the network")
+    for name in ("alice", "bob", "carol"):
+        text = panel(personas[name]).content.decode()
+        assert "This is in the platform operators' hands" in text, name
+        assert "Nothing in Acme Corp can fix it" in text, name
+        assert reverse("operator-tenant", args=["acme"]) not in text, name
+    # Operators are pointed to where they retry it.
+    text = panel(personas["oscar"]).content.decode()
+    assert "platform operators' hands" not in text
+    assert f'<a href="{reverse("operator-tenant", args=["acme"])}">retry the network' in text
+
+
+def test_a_network_that_has_not_failed_says_nothing_of_operators(
+    alice: User, acme: Tenant, address_space: LoadBalancerRange
+) -> None:
+    network_of(acme, state=TenantNetwork.State.PROVISIONING)
+    text = panel(alice).content.decode()
+    assert "network-failure-note" not in text
+    assert "operators" not in text
 
 
 def test_a_tenant_without_load_balancer_addresses_needs_no_address_pool(
@@ -414,3 +438,103 @@ def test_networks_page_query_count_is_constant(oscar: User) -> None:
     few = queries_for_get(client, NETWORKS)
     grow(2, 12)
     assert queries_for_get(client, NETWORKS) == few
+
+
+# --- Retrying a failed network from the operator's tenant page ------------------------------
+
+NETWORK_RETRY = reverse("operator-tenant-network-retry", args=["acme"])
+OPERATOR_TENANT = reverse("operator-tenant", args=["acme"])
+REFUSAL = "Kubernetes refused the network: admission webhook denied the Subnet"
+
+
+def test_the_operators_tenant_page_shows_a_failed_network_and_offers_the_retry(
+    oscar: User, audrey: User, acme: Tenant, address_space: LoadBalancerRange
+) -> None:
+    network_of(acme, state=TenantNetwork.State.FAILED, message=REFUSAL)
+
+    page = browser_client_for(oscar).get(OPERATOR_TENANT).content.decode()
+    assert "data-network-failure" in page
+    assert f'<p class="card-subtitle network-failure-message">{REFUSAL}</p>' in page
+    assert f'hx-get="{NETWORK_RETRY}"' in page
+    assert "Retry the network" in page
+    # Never applied: the tenant's clusters and VMs wait for it, and the page says so.
+    assert "wait for its namespace until then" in page
+
+    # Auditors read why, with no control.
+    read_only = browser_client_for(audrey).get(OPERATOR_TENANT).content.decode()
+    assert REFUSAL in read_only
+    assert NETWORK_RETRY not in read_only
+
+
+@pytest.mark.parametrize(
+    "state",
+    [TenantNetwork.State.PENDING, TenantNetwork.State.PROVISIONING, TenantNetwork.State.READY],
+)
+def test_no_retry_is_offered_for_a_network_that_has_not_failed(
+    oscar: User, acme: Tenant, address_space: LoadBalancerRange, state: str
+) -> None:
+    network_of(acme, state=state)
+
+    page = browser_client_for(oscar).get(OPERATOR_TENANT).content.decode()
+
+    assert "data-network-failure" not in page
+    assert NETWORK_RETRY not in page
+
+
+def test_only_operators_may_retry_a_network(
+    personas: dict[str, User], acme: Tenant, address_space: LoadBalancerRange
+) -> None:
+    network_of(acme, state=TenantNetwork.State.FAILED, message=REFUSAL)
+    outcomes = {}
+    for name in ("alice", "bob", "carol", "gina", "audrey", "nobody"):
+        client = browser_client_for(personas[name])
+        outcomes[name] = (
+            client.get(NETWORK_RETRY).status_code,
+            client.post(NETWORK_RETRY).status_code,
+        )
+    assert outcomes == {name: (403, 403) for name in outcomes}
+    assert TenantNetwork.objects.get(tenant=acme).state == TenantNetwork.State.FAILED
+    assert not AuditEvent.objects.filter(action="retry").exists()
+    anonymous = browser_client_for(None).post(NETWORK_RETRY)
+    assert anonymous["Location"].startswith(reverse("login"))
+
+
+def test_retrying_the_network_asks_first_then_applies_it_again(
+    oscar: User,
+    acme: Tenant,
+    address_space: LoadBalancerRange,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    network = network_of(acme, state=TenantNetwork.State.FAILED, message=REFUSAL)
+    client = browser_client_for(oscar)
+    check_dialog_and_page(client, NETWORK_RETRY, "Retry the network of Acme Corp?")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(NETWORK_RETRY, headers=htmx("modal-body"))
+
+    assert response["HX-Redirect"] == OPERATOR_TENANT
+    network.refresh_from_db()
+    # The apply task ran after the retry committed; without Kubernetes it says so.
+    assert (network.state, network.message) == (
+        TenantNetwork.State.PENDING,
+        "No Kubernetes cluster is configured.",
+    )
+    event = AuditEvent.objects.get(action="retry", object_type="tenantnetwork")
+    assert (event.actor, event.changes) == (oscar, {"previous_error": REFUSAL})
+    page = client.get(OPERATOR_TENANT).content.decode()
+    assert "The network of Acme Corp is being applied again." in page
+    assert "data-network-failure" not in page
+    assert "retried the tenant&#x27;s network" in page  # its recent activity
+
+
+def test_a_retry_of_a_network_no_longer_failed_is_refused_in_the_dialog(
+    oscar: User, acme: Tenant, address_space: LoadBalancerRange
+) -> None:
+    network_of(acme, state=TenantNetwork.State.READY)
+
+    response = browser_client_for(oscar).post(NETWORK_RETRY, headers=htmx("modal-body"))
+
+    assert errors_of(response.content.decode()) == {
+        "__all__": ["Only a failed network can be retried; the network of acme is ready."]
+    }
+    assert not AuditEvent.objects.filter(action="retry").exists()
