@@ -18,5 +18,9 @@ mkdir -p "$target"
 cp node_modules/@xterm/xterm/lib/xterm.js "$target/xterm.js"
 cp node_modules/@xterm/xterm/css/xterm.css "$target/xterm.css"
 cp node_modules/@xterm/addon-fit/lib/addon-fit.js "$target/addon-fit.js"
+# The scripts name their source maps: collectstatic's manifest storage (production) refuses
+# to collect a file whose references are missing.
+cp node_modules/@xterm/xterm/lib/xterm.js.map "$target/xterm.js.map"
+cp node_modules/@xterm/addon-fit/lib/addon-fit.js.map "$target/addon-fit.js.map"
 cp node_modules/@xterm/xterm/LICENSE "$target/LICENSE"
 echo "vendor-static: xterm.js $(node -p 'require("./node_modules/@xterm/xterm/package.json").version') in $target"
