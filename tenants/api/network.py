@@ -2,6 +2,8 @@
 
 - ``GET /api/v1/tenants/{slug}/network/``: the tenant's network, for whoever may view the
   tenant (404 outside their reach).
+- ``POST /api/v1/tenants/{slug}/network/retry/``: apply a Failed network again, for
+  operators only (403 for everyone else who can see the tenant, 404 for the rest).
 - ``/api/v1/subnet-pools/`` and ``/api/v1/load-balancer-ranges/``: operators list, add,
   change (pools) and remove them; auditors read; everyone else is refused (403).
 
@@ -17,13 +19,15 @@ from typing import TYPE_CHECKING, Any, cast
 from django.conf import settings
 from drf_spectacular.utils import extend_schema, extend_schema_field, extend_schema_view
 from rest_framework import mixins, serializers
-from rest_framework.exceptions import NotFound
+from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from tenants.api.base import ApiViewSet, PlatformReaders
+from tenants.access import is_operator
+from tenants.api.base import ApiViewSet, OperatorWrites, PlatformReaders
 from tenants.api.serializers import ServiceModelSerializer
+from tenants.audit import Actor
 from tenants.models import LoadBalancerRange, SubnetPool, TenantNetwork
 from tenants.network import (
     lb_range_create,
@@ -41,6 +45,7 @@ from tenants.selectors import (
     subnet_pool_usages,
     tenant_network_summary,
 )
+from tenants.services import tenant_network_retry
 
 if TYPE_CHECKING:
     from rest_framework.permissions import _SupportsHasPermission
@@ -100,6 +105,26 @@ class TenantNetworkView(APIView):
     def get(self, request: Request, slug: str) -> Response:
         summary = tenant_network_summary(visible_tenant(request.user, slug))
         if summary is None:
+            raise NotFound("No network has been allocated to this tenant.")
+        return Response(TenantNetworkSerializer(summary).data)
+
+
+class TenantNetworkRetryView(APIView):
+    @extend_schema(
+        request=None,
+        responses=TenantNetworkSerializer,
+        summary="Apply a failed tenant network again (operators)",
+        description="Only for a network in `failed` (Kubernetes rejected or refused it for a "
+        "reason that does not pass by itself; fix that first). It goes back to "
+        "`provisioning`; follow `state` and `message`. Any other state is a 400.",
+    )
+    def post(self, request: Request, slug: str) -> Response:
+        tenant = visible_tenant(request.user, slug)  # outside the caller's reach: 404
+        if not is_operator(request.user):
+            raise PermissionDenied(OperatorWrites.message)
+        tenant_network_retry(actor=Actor.from_request(request), tenant=tenant)
+        summary = tenant_network_summary(tenant)
+        if summary is None:  # deleted in between
             raise NotFound("No network has been allocated to this tenant.")
         return Response(TenantNetworkSerializer(summary).data)
 

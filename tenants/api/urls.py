@@ -4,7 +4,12 @@ from django.urls import path
 from rest_framework.routers import DefaultRouter
 
 from tenants.api.drift import DriftRepairView, DriftView
-from tenants.api.network import LoadBalancerRangeViewSet, SubnetPoolViewSet, TenantNetworkView
+from tenants.api.network import (
+    LoadBalancerRangeViewSet,
+    SubnetPoolViewSet,
+    TenantNetworkRetryView,
+    TenantNetworkView,
+)
 from tenants.api.views import (
     ApiTokenViewSet,
     AuditEventViewSet,
@@ -38,5 +43,10 @@ urlpatterns = [
     path("drift/", DriftView.as_view(), name="drift"),
     path("drift/repair/", DriftRepairView.as_view(), name="drift-repair"),
     path("tenants/<slug:slug>/network/", TenantNetworkView.as_view(), name="tenant-network"),
+    path(
+        "tenants/<slug:slug>/network/retry/",
+        TenantNetworkRetryView.as_view(),
+        name="tenant-network-retry",
+    ),
     *router.urls,
 ]

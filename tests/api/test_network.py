@@ -17,6 +17,7 @@ from tenants import services
 from tenants.audit import Actor
 from tenants.models import (
     ApiToken,
+    AuditEvent,
     LoadBalancerRange,
     SubnetPool,
     Tenant,
@@ -24,7 +25,7 @@ from tenants.models import (
     User,
 )
 from tenants.network import network_allocate
-from tests.api_mixin import PERSONAS, APIEndpointTests, token_client_for
+from tests.api_mixin import PERSONAS, APIEndpointTests, token_client_for, write_outcomes
 from tests.conftest import api_client_for
 
 numbers = itertools.count(1)
@@ -151,6 +152,98 @@ def test_a_tenant_without_a_network_is_404_with_a_reason(carol: User, acme: Tena
     response = api_client_for(carol).get(network_url("acme"))
     assert response.status_code == 404
     assert response.data["detail"] == "No network has been allocated to this tenant."
+
+
+# --- Retrying a failed network -------------------------------------------------------------
+
+REFUSAL = "Kubernetes rejected the network: Vpc.kubeovn.io tenant-acme: spec.namespaces: bad"
+
+
+def retry_url(slug: str) -> str:
+    return reverse("api:tenant-network-retry", args=[slug])
+
+
+def failed_network(tenant: Tenant) -> TenantNetwork:
+    with transaction.atomic():
+        network_allocate(tenant=tenant)
+    TenantNetwork.objects.filter(tenant=tenant).update(
+        state=TenantNetwork.State.FAILED, message=REFUSAL
+    )
+    return TenantNetwork.objects.get(tenant=tenant)
+
+
+def test_only_operators_may_retry_a_tenants_network(
+    personas: dict[str, User], acme: Tenant, address_space: LoadBalancerRange
+) -> None:
+    failed_network(acme)
+
+    # Those who can see the tenant are refused (403); the rest do not find it (404).
+    assert write_outcomes(personas, retry_url("acme"), {}) == {
+        "alice": (403, False),
+        "bob": (403, False),
+        "carol": (403, False),
+        "gina": (404, False),
+        "oscar": (200, True),
+        "audrey": (403, False),
+        "nobody": (404, False),
+    }
+    assert api_client_for(None).post(retry_url("acme")).status_code == 401
+    read_only, _ = token_client_for(personas["oscar"], ApiToken.Scope.READ)
+    refused = read_only.post(retry_url("acme"))
+    assert (refused.status_code, str(refused.data["detail"])) == (
+        403,
+        "This API token is read-only.",
+    )
+    assert TenantNetwork.objects.get(tenant=acme).state == TenantNetwork.State.FAILED
+    writer, _ = token_client_for(personas["oscar"], ApiToken.Scope.WRITE)
+    assert writer.post(retry_url("acme")).status_code == 200
+
+
+def test_a_retry_answers_with_the_network_on_its_way_and_applies_it_again(
+    oscar: User,
+    acme: Tenant,
+    address_space: LoadBalancerRange,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    network = failed_network(acme)
+    client = api_client_for(oscar)
+    assert client.get(network_url("acme")).data["message"] == REFUSAL
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(retry_url("acme"))
+
+    assert (response.status_code, response.data["state"], response.data["tenant"]) == (
+        200,
+        "provisioning",
+        "acme",
+    )
+    event = AuditEvent.objects.get(action="retry", object_type="tenantnetwork")
+    assert (event.actor, event.object_id, event.changes) == (
+        oscar,
+        str(network.pk),
+        {"previous_error": REFUSAL},
+    )
+    # The apply task ran once the retry committed; without Kubernetes it says so.
+    after = client.get(network_url("acme")).data
+    assert (after["state"], after["message"]) == ("pending", "No Kubernetes cluster is configured.")
+    again = client.post(retry_url("acme"))
+    assert (again.status_code, again.data) == (
+        400,
+        {
+            "non_field_errors": [
+                "Only a failed network can be retried; the network of acme is pending."
+            ]
+        },
+    )
+
+
+def test_retrying_the_network_of_a_tenant_without_one_is_a_400(oscar: User, acme: Tenant) -> None:
+    response = api_client_for(oscar).post(retry_url("acme"))
+
+    assert (response.status_code, response.data) == (
+        400,
+        {"non_field_errors": ["acme has no network to retry."]},
+    )
 
 
 # --- Usage ----------------------------------------------------------------------------------

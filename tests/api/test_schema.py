@@ -26,6 +26,8 @@ def test_the_schema_validates_without_warnings(tmp_path: Path) -> None:
         "/api/v1/users/{id}/disable/",
         "/api/v1/drift/",
         "/api/v1/drift/repair/",
+        "/api/v1/vms/{id}/retry/",
+        "/api/v1/tenants/{slug}/network/retry/",
     } <= set(paths)
 
 
