@@ -26,6 +26,12 @@ Facts checked on kube-apiserver v1.35 (``tests/deploy/test_rbac.py``):
 - a label selector narrows what a list returns, never what RBAC allows: listing the portal's
   own Secrets means the right to list every Secret.
 
+RBAC cannot say "only the namespaces and Secrets the portal made". Admission can: the chart
+also installs a ValidatingAdmissionPolicy (on by default, ``guardrails.enabled``) that refuses
+the portal's ServiceAccount any create, update or delete of an object in a ``guarded`` rule
+unless the object carries the portal's label ``app.kubernetes.io/managed-by=butler-portal``
+(before and after the change). Reads cannot be narrowed this way.
+
 No Django here: ``python -m butler_portal.kube.permissions --helm-rules`` runs without settings.
 """
 
@@ -71,6 +77,9 @@ class Rule:
     why: str
     scope: Scope = Scope.CLUSTER
     resource_names: tuple[str, ...] = ()
+    # Writes limited by the chart's admission policy to objects labelled as the portal's.
+    # Off only where the objects are made by others and carry no such label.
+    guarded: bool = True
 
     def policy_rule(self) -> dict[str, Any]:
         rule: dict[str, Any] = {
@@ -84,6 +93,24 @@ class Rule:
 
     def allows(self, api_group: str, resource: str, verb: str) -> bool:
         return api_group == self.api_group and resource in self.resources and verb in self.verbs
+
+    @property
+    def operations(self) -> tuple[str, ...]:
+        """The admission operations of this rule's writing verbs."""
+        return tuple(
+            operation
+            for operation, verbs in ADMISSION_OPERATIONS.items()
+            if any(verb in verbs for verb in self.verbs)
+        )
+
+
+# The admission operation each writing verb leads to. Server-side apply (patch) of a missing
+# object is admitted as a CREATE, and the rule then also grants create.
+ADMISSION_OPERATIONS: dict[str, tuple[Verb, ...]] = {
+    "CREATE": ("create",),
+    "UPDATE": ("update", "patch"),
+    "DELETE": ("delete",),
+}
 
 
 def _watched(verbs: tuple[Verb, ...]) -> tuple[Verb, ...]:
@@ -100,7 +127,8 @@ PORTAL_RULES: tuple[Rule, ...] = (
         APPLY_AND_DELETE,
         "Each tenant gets a namespace, applied at onboarding and labelled when suspended; "
         "deleting the tenant deletes it. The drift reconcile lists the managed ones. RBAC "
-        "cannot limit this to the tenant- prefix: the portal may delete any namespace.",
+        "cannot limit this to the tenant- prefix; the admission policy limits the writes to "
+        "namespaces labelled as the portal's.",
     ),
     Rule(
         "",
@@ -188,7 +216,8 @@ PORTAL_RULES: tuple[Rule, ...] = (
         "A VM's cloud-init Secret is applied and deleted with it (vms/provisioning.py); a "
         "cluster's CA Secret is read to sign the kubeconfigs people download "
         "(clusters/kubeconfig.py); the drift reconcile lists the VM Secrets. This is the "
-        "portal's most powerful right: it can read every Secret in the management cluster.",
+        "portal's most powerful right: it can read every Secret in the management cluster "
+        "(the admission policy limits its writes to its own Secrets, not its reads).",
     ),
     # --- Virtual machines (vms/provisioning.py, vms/status.py, vms/consumers.py) ---------
     Rule(
@@ -223,6 +252,7 @@ PORTAL_RULES: tuple[Rule, ...] = (
         ("persistentvolumeclaims",),
         ("get", "delete"),
         "The VM's root disk claim, deleted at teardown where no garbage collector does it.",
+        guarded=False,  # CDI makes the claim, and need not copy the portal's label onto it
     ),
     Rule(
         "",
@@ -238,6 +268,7 @@ PORTAL_RULES: tuple[Rule, ...] = (
         ("create",),
         "The first watcher replica creates the Lease (create cannot be limited by name).",
         scope=Scope.RELEASE_NAMESPACE,
+        guarded=False,  # in the portal's own namespace, where nothing else lives
     ),
     Rule(
         "coordination.k8s.io",
@@ -246,6 +277,7 @@ PORTAL_RULES: tuple[Rule, ...] = (
         "Replicas read the Lease, and the leader renews and finally releases it; only this one.",
         scope=Scope.RELEASE_NAMESPACE,
         resource_names=(WATCHER_LEASE_NAME,),
+        guarded=False,  # limited by name already
     ),
 )
 
@@ -263,18 +295,36 @@ def allowed(
     return any(rule.allows(api_group, resource, verb) for rule in rules if rule.scope in reaching)
 
 
+def guarded_resource_rules(rules: Iterable[Rule] = PORTAL_RULES) -> list[dict[str, Any]]:
+    """What the chart's admission policy watches: the writes of every guarded rule, as a
+    ValidatingAdmissionPolicy's ``matchConstraints.resourceRules``."""
+    return [
+        {
+            "apiGroups": [rule.api_group],
+            "apiVersions": ["*"],
+            "operations": list(rule.operations),
+            "resources": list(rule.resources),
+        }
+        for rule in rules
+        if rule.guarded and rule.operations
+    ]
+
+
 HEADER = """\
 # Generated by `python -m butler_portal.kube.permissions --helm-rules` from
 # butler_portal/kube/permissions.py (which says why each rule is there). Do not edit:
 # tests/deploy checks this file equals the declaration.
+# cluster, metallbNamespace, releaseNamespace: RBAC rules, by where they are granted;
+# guardedResources: the writes the admission policy limits to the portal's own objects.
 """
 
 
 def helm_rules_document(rules: Sequence[Rule] = PORTAL_RULES) -> str:
     """The rules by scope, as the chart's templates read them (``.Files.Get``)."""
-    document = {
+    document: dict[str, Any] = {
         scope.value: [rule.policy_rule() for rule in rules_in(scope, rules)] for scope in Scope
     }
+    document["guardedResources"] = guarded_resource_rules(rules)
     return HEADER + yaml.safe_dump(document, sort_keys=False, default_flow_style=False)
 
 
@@ -292,9 +342,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     for rule in PORTAL_RULES:
         names = f" named {', '.join(rule.resource_names)}" if rule.resource_names else ""
         group = rule.api_group or "core"
+        guard = " (own objects only)" if rule.guarded and rule.operations else ""
         sys.stdout.write(
             f"[{rule.scope.value}] {group}: {', '.join(rule.resources)}{names}: "
-            f"{', '.join(rule.verbs)}\n    {rule.why}\n"
+            f"{', '.join(rule.verbs)}{guard}\n    {rule.why}\n"
         )
     return 0
 

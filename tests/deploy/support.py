@@ -37,7 +37,11 @@ RBAC_PROPAGATION_SECONDS = 10.0
 
 
 HELM_HOME = Path(tempfile.gettempdir()) / "butler-portal-helm"
-CLUSTER_SCOPED = frozenset({"Namespace", "ClusterRole", "ClusterRoleBinding"})
+GUARDRAIL_KINDS = frozenset({"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"})
+CLUSTER_SCOPED = frozenset({"Namespace", "ClusterRole", "ClusterRoleBinding", *GUARDRAIL_KINDS})
+# How long a new admission policy may take to reach the API server's admission plug-in.
+POLICY_PROPAGATION_SECONDS = 30.0
+GUARD_MESSAGE = "the portal may only"
 
 
 def helm(*arguments: str) -> subprocess.CompletedProcess[str]:
@@ -146,8 +150,9 @@ def install_identity(
     *,
     take_away: tuple[str, str, str] | None = None,
 ) -> PortalIdentity:
-    """Create a release namespace, the chart's ServiceAccount and RBAC there (minus the
-    ``take_away`` (api group, resource, verb) if given), and a client that is that account."""
+    """Create a release namespace, the chart's ServiceAccount, RBAC (minus the ``take_away``
+    (api group, resource, verb) if given) and admission policy, and a client that is that
+    account; once the RBAC and the policy are in force."""
     release = f"bp-{uuid.uuid4().hex[:8]}"
     namespace = release
     objects = render(release, namespace)
@@ -155,8 +160,10 @@ def install_identity(
     rbac = [obj for obj in objects if obj["kind"] in RBAC_KINDS]
     if take_away is not None:
         rbac = without_verb(rbac, *take_away)
+    guardrails = [obj for obj in objects if obj["kind"] in GUARDRAIL_KINDS]
+    assert len(guardrails) == 2, "the chart installs its admission policy by default"
     admin.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
-    for obj in [account, *rbac]:
+    for obj in [account, *rbac, *guardrails]:
         admin.apply(placed(obj, namespace))
     name = account["metadata"]["name"]
     token = request_token(local_k8s, namespace, name)
@@ -167,7 +174,34 @@ def install_identity(
         wait_until_allowed(lambda: client.list("kubeovn.io/v1", "Vpc"))
     else:
         wait_until_allowed(lambda: client.list("v1", "Namespace"))
+    if take_away != ("", "secrets", "create"):
+        wait_until_guarded(client, namespace)
     return PortalIdentity(namespace, name, kubeconfig, client)
+
+
+def unlabelled_secret(namespace: str, name: str = "not-the-portals") -> Manifest:
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": namespace},
+        "stringData": {"note": "someone else's"},
+    }
+
+
+def wait_until_guarded(client: KubeClient, namespace: str) -> Forbidden:
+    """Until the admission policy refuses the portal a Secret that is not its own (a dry
+    run: nothing is stored while the policy is still on its way); that refusal."""
+    deadline = time.monotonic() + POLICY_PROPAGATION_SECONDS
+    while True:
+        try:
+            client.apply(unlabelled_secret(namespace, "guard-probe"), dry_run=True)
+        except Forbidden as refusal:
+            if GUARD_MESSAGE in refusal.message:
+                return refusal
+            raise
+        if time.monotonic() > deadline:
+            raise AssertionError("the portal's admission policy did not take effect")
+        time.sleep(0.2)
 
 
 def _admin_credentials(local_k8s: LocalControlPlane) -> tuple[str, bytes, bytes]:

@@ -8,7 +8,12 @@ from typing import Any
 import pytest
 
 from butler_portal.kube.adapter import KubeClient, Manifest
-from butler_portal.kube.permissions import Scope, helm_rules_document, rules_in
+from butler_portal.kube.permissions import (
+    Scope,
+    guarded_resource_rules,
+    helm_rules_document,
+    rules_in,
+)
 from butler_portal.kube.platform import prepare_local_platform
 from tests.deploy.support import (
     CHART,
@@ -171,6 +176,26 @@ def test_the_rbac_is_the_declaration_bound_to_the_charts_service_account() -> No
         assert pod_specs(objects)[pod]["serviceAccountName"] == "portal-butler-portal"
 
 
+def test_the_admission_policy_guards_the_declared_writes_of_the_portal_only() -> None:
+    objects = render("portal", "butler")
+
+    policy = named(objects, "ValidatingAdmissionPolicy", "portal-butler-portal-own-objects-only")
+    assert policy["spec"]["matchConstraints"]["resourceRules"] == guarded_resource_rules()
+    (condition,) = policy["spec"]["matchConditions"]
+    assert condition["expression"] == (
+        "request.userInfo.username == 'system:serviceaccount:butler:portal-butler-portal'"
+    )
+    binding = named(
+        objects, "ValidatingAdmissionPolicyBinding", "portal-butler-portal-own-objects-only"
+    )
+    assert binding["spec"]["validationActions"] == ["Deny"]
+    guarded = {r for rule in guarded_resource_rules() for r in rule["resources"]}
+    assert {"namespaces", "secrets", "services", "clusters", "virtualmachines"} <= guarded
+    assert not {"leases", "persistentvolumeclaims"} & guarded
+
+    assert not by_kind(render(set_values=["guardrails.enabled=false"]), "ValidatingAdmissionPolicy")
+
+
 @pytest.mark.parametrize(
     "assignment",
     [
@@ -207,6 +232,8 @@ def test_everything_rendered_is_accepted_by_the_api_server(
         "Job",
         "Service",
         "PodDisruptionBudget",
+        "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding",
     }
 
     for obj in objects:

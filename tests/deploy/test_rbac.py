@@ -20,8 +20,10 @@ from asgiref.sync import async_to_sync
 from django.core.exceptions import ValidationError
 
 from butler_portal.kube import kube_client
-from butler_portal.kube.adapter import KubeClient
+from butler_portal.kube.adapter import KubeClient, Manifest
+from butler_portal.kube.errors import Forbidden
 from butler_portal.kube.lease import LEASE_API_VERSION
+from butler_portal.labels import portal_labels
 from butler_portal.simulator import Simulator
 from butler_portal.watcher import LEASE_NAME, Watcher
 from butler_portal.watcher.drift import reconcile
@@ -37,7 +39,7 @@ from tests.clusters.conftest import request as request_cluster
 from tests.clusters.test_kubeconfig import kubeadm_style_ca, running_cluster, store_ca
 from tests.conftest import make_tenant, make_user
 from tests.deploy.conftest import AsChartIdentity, TakeAway
-from tests.deploy.support import PortalIdentity
+from tests.deploy.support import GUARD_MESSAGE, PortalIdentity, unlabelled_secret
 from tests.provisioning_support import onboarded_tenant
 from tests.simulator_fixtures import wait_for
 from tests.vms.conftest import add_key, create, ensure_vm_catalog, make_running, make_vm_row
@@ -149,6 +151,48 @@ def test_the_portal_runs_on_the_charts_rights_alone(
         wait_for(lambda: not Cluster.objects.filter(pk=cluster.pk).exists(), TIMEOUT)
         tenant_delete(actor=actor, tenant=tenant)
         wait_for(lambda: not Tenant.objects.filter(pk=tenant.pk).exists(), TIMEOUT)
+
+
+# --- What RBAC cannot narrow, admission does ----------------------------------------------------
+
+
+def test_the_portal_may_write_only_objects_it_manages(
+    as_chart_identity: AsChartIdentity, k8s: KubeClient, k8s_namespace: str
+) -> None:
+    identity = as_chart_identity()
+    client = identity.client
+    # Someone else's namespace and Secret (the admin's: no portal label).
+    k8s.apply(unlabelled_secret(k8s_namespace))
+
+    refusals = []
+    with pytest.raises(Forbidden) as created:
+        client.apply(unlabelled_secret(k8s_namespace, "new"))
+    refusals.append(created.value)
+    with pytest.raises(Forbidden) as taken_over:
+        client.apply(labelled(unlabelled_secret(k8s_namespace)))  # claiming it by labelling
+    refusals.append(taken_over.value)
+    with pytest.raises(Forbidden) as deleted:
+        client.delete("v1", "Secret", "not-the-portals", k8s_namespace)
+    refusals.append(deleted.value)
+    with pytest.raises(Forbidden) as namespace_deleted:
+        client.delete("v1", "Namespace", k8s_namespace)
+    refusals.append(namespace_deleted.value)
+
+    for refusal in refusals:
+        assert GUARD_MESSAGE in refusal.message, refusal.message
+    assert "the portal may only delete namespaces" in namespace_deleted.value.message
+    assert k8s.get("v1", "Secret", "not-the-portals", k8s_namespace)
+    assert not k8s.get("v1", "Namespace", k8s_namespace)["metadata"].get("deletionTimestamp")
+
+    # Its own objects it writes and deletes as before; the RBAC allowed all of the above.
+    own = labelled(unlabelled_secret(k8s_namespace, "own"))
+    assert client.apply(own)["metadata"]["labels"] == own["metadata"]["labels"]
+    client.delete("v1", "Secret", "own", k8s_namespace)
+
+
+def labelled(manifest: Manifest) -> Manifest:
+    """``manifest`` labelled as the portal labels what it applies."""
+    return {**manifest, "metadata": {**manifest["metadata"], "labels": portal_labels("acme")}}
 
 
 # --- Each right is needed -----------------------------------------------------------------------
