@@ -21,6 +21,7 @@ from typing import Any
 from django.conf import settings
 
 from butler_portal.kube import forget_clients, kube_client
+from butler_portal.kube.binaries import binaries_cached
 from butler_portal.kube.localcp import LocalControlPlane
 from butler_portal.kube.platform import prepare_local_platform
 from butler_portal.simulator import Simulator, SimulatorConfig
@@ -36,10 +37,13 @@ class EmbeddedKubernetes:
         self.watcher: Watcher | None = None
 
     def start(self) -> EmbeddedKubernetes:
-        logger.info(
-            "starting the local Kubernetes API (the first run builds kube-apiserver and etcd "
-            "from source: several minutes, progress below)"
-        )
+        if binaries_cached():
+            logger.info("starting the local Kubernetes API")
+        else:
+            logger.info(
+                "starting the local Kubernetes API; this first run builds kube-apiserver and "
+                "etcd from source (several minutes, progress below), later runs reuse them"
+            )
         self.control_plane.start()
         try:
             # The kubeconfig was just rewritten with fresh ports and certificates.

@@ -105,6 +105,16 @@ def ensure_helm() -> Path:
     return ensure_binary(HELM, HELM_VERSION)
 
 
+def binaries_cached() -> bool:
+    """Whether the control plane's binaries are at hand (no build ahead)."""
+    if os.environ.get("KUBEBUILDER_ASSETS"):
+        return True
+    return all(
+        _is_executable(cached_binary_path(component, version))
+        for component, version in ((KUBE_APISERVER, KUBE_APISERVER_VERSION), (ETCD, ETCD_VERSION))
+    )
+
+
 def ensure_binary(component: str, version: str) -> Path:
     if component in ENVTEST_ASSETS and (assets := os.environ.get("KUBEBUILDER_ASSETS")):
         candidate = Path(assets) / component
