@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from butler_portal.kube.adapter import KubeClient, Manifest
+from butler_portal.kube.errors import Invalid
 from butler_portal.kube.permissions import (
     Scope,
     guarded_resource_rules,
@@ -243,3 +244,8 @@ def test_everything_rendered_is_accepted_by_the_api_server(
 
     # A dry run stores nothing.
     assert k8s.list("apps/v1", "Deployment", k8s_namespace).items == []
+    # And it has teeth: a misspelt field is refused, not pruned.
+    deployment = placed(by_kind(objects, "Deployment")[0], k8s_namespace)
+    misspelt = {**deployment, "spec": {**deployment["spec"], "replica": 3}}
+    with pytest.raises(Invalid, match=r"spec\.replica"):
+        k8s.apply(misspelt, dry_run=True)
