@@ -30,6 +30,7 @@ from butler_portal.watcher.drift import reconcile
 from butler_portal.watcher.registry import collect_drift_checks, handler_modules
 from clusters.kubeconfig import cluster_kubeconfig
 from clusters.models import Cluster
+from clusters.provisioning import cluster_teardown
 from clusters.services import cluster_delete
 from tenants.audit import Actor
 from tenants.models import LoadBalancerRange, Tenant, TenantNetwork, User
@@ -46,6 +47,7 @@ from tests.vms.conftest import add_key, create, ensure_vm_catalog, make_running,
 from tests.vms.test_console import close_frame, console, instance, read_until
 from vms.consumers import CLOSE_UPSTREAM
 from vms.models import VirtualMachine
+from vms.provisioning import vm_teardown
 from vms.services import vm_delete
 
 pytestmark = [pytest.mark.k8s, pytest.mark.django_db(transaction=True)]
@@ -83,6 +85,28 @@ def vm_in(vm: VirtualMachine, state: str) -> Callable[[], VirtualMachine | None]
     return lambda: VirtualMachine.objects.filter(pk=vm.pk, state=state).first()
 
 
+def gone(
+    model: type[Cluster] | type[VirtualMachine], pk: int, teardown: Callable[..., bool]
+) -> Callable[[], bool]:
+    """A ``wait_for`` predicate: the row is gone, once Kubernetes let go of its objects.
+
+    In production the worker retries a teardown with backoff until the objects are gone;
+    tasks run eagerly here and do not retry, so this plays the retries (as the portal's
+    identity, like the worker) between the watcher's events.
+    """
+
+    def check() -> bool:
+        if not model.objects.filter(pk=pk).exists():
+            return True
+        if model is Cluster:
+            teardown(cluster_id=pk)
+        else:
+            teardown(vm_id=pk)
+        return not model.objects.filter(pk=pk).exists()
+
+    return check
+
+
 async def login_prompt(path: str, user: User) -> bytes:
     async with console(path, user) as browser:
         return await read_until(browser, b"login: ")
@@ -114,7 +138,9 @@ def test_the_portal_runs_on_the_charts_rights_alone(
     # The watcher, as the chart runs it: leader election on the Lease in the release's
     # namespace, and the drift reconcile as soon as it leads.
     with Watcher.from_settings(watch_timeout_seconds=5) as watcher:
-        assert watcher.wait_until_synced(TIMEOUT)
+        # Asked again while it answers False: it may count as leader a moment before its
+        # informers exist (the elector's callback starts them), and then answers at once.
+        wait_for(lambda: watcher.wait_until_synced(5.0), TIMEOUT)
         lease = k8s.get(LEASE_API_VERSION, "Lease", LEASE_NAME, identity.namespace)
         assert lease["spec"]["holderIdentity"] == watcher.identity
         first_report = wait_for(lambda: watcher.last_drift_report, TIMEOUT)
@@ -146,9 +172,9 @@ def test_the_portal_runs_on_the_charts_rights_alone(
 
         # And everything goes away again.
         vm_delete(actor=actor, vm=running, confirm_name="box")
-        wait_for(lambda: not VirtualMachine.objects.filter(pk=vm.pk).exists(), TIMEOUT)
+        wait_for(gone(VirtualMachine, vm.pk, vm_teardown), TIMEOUT, interval=0.5)
         cluster_delete(actor=actor, cluster=Cluster.objects.get(pk=ready.pk), confirm_name="web")
-        wait_for(lambda: not Cluster.objects.filter(pk=cluster.pk).exists(), TIMEOUT)
+        wait_for(gone(Cluster, cluster.pk, cluster_teardown), TIMEOUT, interval=0.5)
         tenant_delete(actor=actor, tenant=tenant)
         wait_for(lambda: not Tenant.objects.filter(pk=tenant.pk).exists(), TIMEOUT)
 
