@@ -57,6 +57,16 @@ class KubernetesHealth:
             )
         return "The management cluster serves everything the portal needs."
 
+    @property
+    def advice(self) -> str:
+        """What to do, for the console's banner under its own heading."""
+        if self.unserved:
+            return (
+                f"Install {describe_unserved(self.unserved)}. Tenants' networks, clusters and "
+                "VMs that need them wait, and go on by themselves once they are served."
+            )
+        return self.summary
+
     def as_json(self) -> dict[str, Any]:
         return {
             "ok": self.ok,

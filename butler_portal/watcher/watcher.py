@@ -138,7 +138,9 @@ class Watcher:
     def wait_until_synced(self, timeout: float) -> bool:
         """True once this watcher leads and every kind has been listed and handled once."""
         deadline = time.monotonic() + timeout
-        if not self.wait_until_leading(timeout):
+        # The elector says "leader" a moment before its callback has started the term's
+        # informers: wait for the term itself, not only for the lease.
+        if not _wait_for(lambda: self.is_leader and self._term is not None, timeout):
             return False
         term = self._term
         remaining = max(0.0, deadline - time.monotonic())
