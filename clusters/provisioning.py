@@ -238,15 +238,3 @@ def cluster_delete_finish(*, cluster_id: int, audited: bool = True) -> None:
     tenant_id, pk = cluster.tenant_id, cluster.pk
     cluster.delete()
     publish_tenant_event(tenant_id, CLUSTER_EVENT, pk, phase="deleted")
-
-
-def clusters_waiting_for_namespace(*, tenant_id: int) -> list[int]:
-    """The tenant's clusters asked for but never applied, waiting for its namespace."""
-    return list(
-        Cluster.objects.filter(
-            tenant_id=tenant_id,
-            applied_at__isnull=True,
-            apply_error="",
-            deletion_requested_at__isnull=True,
-        ).values_list("pk", flat=True)
-    )

@@ -16,6 +16,8 @@ from butler_portal.tasks import (
     enqueue_after_commit,
 )
 from clusters import provisioning
+from clusters.models import Cluster
+from tenants.owned import waiting_for_namespace
 
 
 @shared_task(
@@ -56,5 +58,5 @@ def delete_after_commit(cluster_id: int) -> None:
 
 def provision_those_waiting_for_namespace(sender: object, *, tenant_id: int, **kwargs: Any) -> None:
     """Receiver of ``tenants.signals.tenant_namespace_applied`` (connected in apps.py)."""
-    for cluster_id in provisioning.clusters_waiting_for_namespace(tenant_id=tenant_id):
+    for cluster_id in waiting_for_namespace(Cluster, tenant_id=tenant_id):
         provision_after_commit(cluster_id)

@@ -79,6 +79,19 @@ def apply_client(owned: TenantOwnedRow, *, note: Callable[[str], None]) -> KubeC
     return client
 
 
+def waiting_for_namespace(model: type[models.Model], *, tenant_id: int) -> list[int]:
+    """Ids of the tenant's ``model`` rows (clusters, VMs) asked for but never applied: they
+    waited for the tenant's namespace, and may go ahead once it is there."""
+    return list(
+        model._default_manager.filter(
+            tenant_id=tenant_id,
+            applied_at__isnull=True,
+            apply_error="",
+            deletion_requested_at__isnull=True,
+        ).values_list("pk", flat=True)
+    )
+
+
 def object_name(manifest: Mapping[str, Any]) -> str:
     """How people read an object in a message: "VirtualMachine web"."""
     return f"{manifest.get('kind', 'an object')} {manifest.get('metadata', {}).get('name', '')}".strip()

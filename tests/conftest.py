@@ -16,12 +16,11 @@ from django.test import Client
 from pytest_django.fixtures import Settings as SettingsWrapper
 from rest_framework.test import APIClient
 
-from butler_portal.kube import forget_clients, kube_client
 from butler_portal.kube.adapter import KubeClient
 from butler_portal.kube.localcp import LocalControlPlane
-from butler_portal.kube.platform import prepare_local_platform
 from tenants.access import PlatformRole, TenantRole
 from tenants.models import LoadBalancerRange, Membership, Quota, Tenant, User
+from tests.kube_support import portal_pointed_at
 
 # Shared test bases live outside test modules: let pytest explain their failed asserts too.
 pytest.register_assert_rewrite("tests.api_mixin")
@@ -183,14 +182,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 @pytest.fixture
 def portal_k8s(local_k8s: LocalControlPlane, settings: SettingsWrapper) -> Iterator[KubeClient]:
     """Point the portal (services, tasks) at the session's real local API server."""
-    settings.KUBE_MODE = "kubeconfig"
-    settings.KUBECONFIG = str(local_k8s.kubeconfig_path)
-    forget_clients()
-    client = kube_client()
-    assert client is not None
-    prepare_local_platform(client)
-    yield client
-    forget_clients()
+    with portal_pointed_at(local_k8s, settings) as client:
+        yield client
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """Pytest plugin: a real local Kubernetes API for tests (register with ``pytest_plugins``).
 
 - ``local_k8s``: one etcd + kube-apiserver per test session (per xdist worker), with every CRD
-  from ``../shared/crds`` installed. Starting takes seconds once the binaries are cached; the
+  vendored in ``butler_portal/kube/crds`` installed. Starting takes seconds once the binaries are cached; the
   first run may build them (see ``python -m butler_portal.kube.localcp ensure-binaries``).
 - ``k8s``: an admin ``KubeClient`` for that API server.
 - ``k8s_namespace``: a fresh namespace per test. Without kube-controller-manager namespaces

@@ -358,15 +358,3 @@ def vm_delete_finish(*, vm_id: int, audited: bool = True) -> None:
     tenant_id, pk = vm.tenant_id, vm.pk
     vm.delete()
     publish_tenant_event(tenant_id, VM_EVENT, pk, state="deleted")
-
-
-def vms_waiting_for_namespace(*, tenant_id: int) -> list[int]:
-    """The tenant's VMs asked for but never applied, waiting for its namespace."""
-    return list(
-        VirtualMachine.objects.filter(
-            tenant_id=tenant_id,
-            applied_at__isnull=True,
-            apply_error="",
-            deletion_requested_at__isnull=True,
-        ).values_list("pk", flat=True)
-    )

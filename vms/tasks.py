@@ -13,7 +13,9 @@ from butler_portal.tasks import (
     RETRY_FOREVER,
     enqueue_after_commit,
 )
+from tenants.owned import waiting_for_namespace
 from vms import provisioning
+from vms.models import VirtualMachine
 from vms.provisioning import NamespaceNotReady, ServiceRemovalPending, TeardownPending
 
 
@@ -71,5 +73,5 @@ def delete_after_commit(vm_id: int) -> None:
 
 def provision_those_waiting_for_namespace(sender: object, *, tenant_id: int, **kwargs: Any) -> None:
     """Receiver of ``tenants.signals.tenant_namespace_applied`` (connected in apps.py)."""
-    for vm_id in provisioning.vms_waiting_for_namespace(tenant_id=tenant_id):
+    for vm_id in waiting_for_namespace(VirtualMachine, tenant_id=tenant_id):
         provision_after_commit(vm_id)

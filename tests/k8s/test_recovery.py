@@ -14,11 +14,9 @@ from collections.abc import Iterator
 import pytest
 from pytest_django.fixtures import Settings as SettingsWrapper
 
-from butler_portal.kube import forget_clients, kube_client
 from butler_portal.kube.adapter import KubeClient
 from butler_portal.kube.errors import NotServed
 from butler_portal.kube.localcp import VENDORED_CRD_DIR, LocalControlPlane, load_crds
-from butler_portal.kube.platform import prepare_local_platform
 from butler_portal.kube.served import Kind, unserved_kinds
 from butler_portal.watcher.registry import handler_modules, required_kinds
 from clusters.models import Cluster
@@ -29,6 +27,7 @@ from tenants.tasks import apply_tenant
 from tests.clusters.conftest import catalog
 from tests.clusters.conftest import request as request_cluster
 from tests.kube.crd_helpers import install_crd
+from tests.kube_support import portal_pointed_at
 from tests.vms.conftest import create as create_vm
 from tests.vms.conftest import vm_catalog
 from vms.models import VirtualMachine
@@ -57,14 +56,8 @@ def cluster_without_kube_ovn(
 def portal_on_it(
     cluster_without_kube_ovn: LocalControlPlane, settings: SettingsWrapper
 ) -> Iterator[KubeClient]:
-    settings.KUBE_MODE = "kubeconfig"
-    settings.KUBECONFIG = str(cluster_without_kube_ovn.kubeconfig_path)
-    forget_clients()
-    client = kube_client()
-    assert client is not None
-    prepare_local_platform(client)
-    yield client
-    forget_clients()
+    with portal_pointed_at(cluster_without_kube_ovn, settings) as client:
+        yield client
 
 
 def install_kube_ovn(client: KubeClient) -> None:

@@ -10,14 +10,13 @@ from typing import Any
 import pytest
 from pytest_django.fixtures import Settings as SettingsWrapper
 
-from butler_portal.kube import forget_clients, kube_client
 from butler_portal.kube.adapter import KubeClient
 from butler_portal.kube.lease import LeaderElectionConfig
 from butler_portal.kube.localcp import LocalControlPlane
-from butler_portal.kube.platform import prepare_local_platform
 from butler_portal.watcher import LEASE_NAME, Watcher
 from tenants.models import User
 from tests.conftest import make_user
+from tests.kube_support import portal_pointed_at
 from tests.watcher.listener import TenantEventListener
 
 
@@ -73,11 +72,5 @@ def uncached_k8s() -> Iterator[LocalControlPlane]:
 def portal_on_uncached_k8s(
     uncached_k8s: LocalControlPlane, settings: SettingsWrapper
 ) -> Iterator[KubeClient]:
-    settings.KUBE_MODE = "kubeconfig"
-    settings.KUBECONFIG = str(uncached_k8s.kubeconfig_path)
-    forget_clients()
-    client = kube_client()
-    assert client is not None
-    prepare_local_platform(client)
-    yield client
-    forget_clients()
+    with portal_pointed_at(uncached_k8s, settings) as client:
+        yield client
