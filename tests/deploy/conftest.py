@@ -18,6 +18,22 @@ TakeAway = tuple[str, str, str]  # (api group, resource, verb)
 AsChartIdentity = Callable[..., PortalIdentity]
 
 
+@pytest.fixture(scope="package")
+def local_k8s() -> Iterator[LocalControlPlane]:
+    """An API server of the deployment tests' own. On the suite's shared one, what earlier
+    tests left behind is listed again by every new simulator and by the watcher's first
+    sync; late in a full run that took the RBAC journey past its waits."""
+    with LocalControlPlane() as control_plane:
+        yield control_plane
+
+
+@pytest.fixture(scope="package")
+def _simulator_client(local_k8s: LocalControlPlane) -> Iterator[KubeClient]:
+    """The simulators' shared client (as in tests/simulator_fixtures.py), on that server."""
+    with local_k8s.client() as client:
+        yield client
+
+
 @pytest.fixture
 def as_chart_identity(
     local_k8s: LocalControlPlane, k8s: KubeClient, settings: SettingsWrapper, tmp_path: Path
