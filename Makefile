@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 VENDOR := static/vendor/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint typecheck check-deploy bench clean
+.PHONY: help install run test lint typecheck check-deploy image bench clean
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -39,6 +39,9 @@ typecheck: $(STAMP)  ## mypy, strict, with the Django and DRF plugins
 
 check-deploy: $(STAMP)  ## Django's deployment checklist with production settings
 	scripts/check-deploy.sh
+
+image:  ## build and check the container image from the Containerfile (buildah; needs root)
+	scripts/build-image.sh $(TAG)
 
 bench: $(STAMP)  ## benchmarks on loopback (see bench/README.md); writes bench/results/
 	eval "$$(scripts/test-services.sh)" && $(BIN)/python -m bench.status_to_event --output bench/results/status_to_event.md
