@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 from django.conf import settings
 
@@ -30,7 +30,28 @@ from butler_portal.watcher import Watcher
 logger = logging.getLogger(__name__)
 
 
-class EmbeddedKubernetes:
+class _Started:
+    """``with`` starts it and stops it, whatever happens inside."""
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class EmbeddedKubernetes(_Started):
     def __init__(self) -> None:
         self.control_plane = LocalControlPlane(root_dir=settings.EMBEDDED_KUBE_DIR)
         self.simulator: Simulator | None = None
@@ -71,19 +92,8 @@ class EmbeddedKubernetes:
         forget_clients()
         self.control_plane.stop()
 
-    def __enter__(self) -> EmbeddedKubernetes:
-        return self.start()
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-
-class EmbeddedTaskWorker:
+class EmbeddedTaskWorker(_Started):
     """One Celery worker (solo pool: one task at a time) in a daemon thread."""
 
     START_TIMEOUT_SECONDS = 30.0
@@ -125,14 +135,3 @@ class EmbeddedTaskWorker:
     def stop(self) -> None:
         self.worker.stop(in_sighandler=False)
         self._thread.join(self.STOP_TIMEOUT_SECONDS)
-
-    def __enter__(self) -> EmbeddedTaskWorker:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()

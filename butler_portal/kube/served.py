@@ -52,9 +52,6 @@ class Kind:
         group = group_of(self.api_version)
         return COMPONENT_BY_GROUP.get(group, group)
 
-    def __str__(self) -> str:
-        return f"{self.kind} ({self.api_version}, from {self.component})"
-
 
 def unserved_kinds(client: KubeClient, kinds: Iterable[Kind]) -> list[Kind]:
     """The kinds among ``kinds`` that the API server does not serve, one discovery request per

@@ -54,9 +54,12 @@ def _one_after_another(handlers: Sequence[Handler]) -> Handler:
     return handle
 
 
-def required_kinds(modules: Sequence[ModuleType]) -> list[Kind]:
-    """Every kind the apps follow or compare: what the management cluster must serve."""
-    watched = [*collect_handlers(modules)]
-    for check in collect_drift_checks(modules):
-        watched += check.kinds
+def needed_kinds(handlers: Iterable[WatchedKind], drift_checks: Iterable[DriftCheck]) -> list[Kind]:
+    """Every kind followed or compared: what the management cluster must serve."""
+    watched = [*handlers, *(kind for check in drift_checks for kind in check.kinds)]
     return sorted({Kind(kind.api_version, kind.kind) for kind in watched})
+
+
+def required_kinds(modules: Sequence[ModuleType]) -> list[Kind]:
+    """The kinds the apps' handler modules need."""
+    return needed_kinds(collect_handlers(modules), collect_drift_checks(modules))

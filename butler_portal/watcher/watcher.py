@@ -28,9 +28,14 @@ from butler_portal.kube.adapter import KubeClient, Manifest
 from butler_portal.kube.errors import KubeError
 from butler_portal.kube.informer import Handler, Informer, InformerGroup, WatchedKind
 from butler_portal.kube.lease import LeaderElectionConfig, LeaderElector
-from butler_portal.kube.served import Kind, ServedKindsMonitor
+from butler_portal.kube.served import ServedKindsMonitor
 from butler_portal.watcher.drift import DriftCheck, DriftReport, reconcile
-from butler_portal.watcher.registry import collect_drift_checks, collect_handlers, handler_modules
+from butler_portal.watcher.registry import (
+    collect_drift_checks,
+    collect_handlers,
+    handler_modules,
+    needed_kinds,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +85,9 @@ class Watcher:
         self._winding_down: list[threading.Thread] = []
         self._elector_thread: threading.Thread | None = None
         # On every replica, leader or not: the log says once what the cluster lacks.
-        self.served_kinds = ServedKindsMonitor(client, self._needed_kinds(), name=name)
+        self.served_kinds = ServedKindsMonitor(
+            client, needed_kinds(self.handlers, self.drift_checks), name=name
+        )
         self._elector = (
             LeaderElector(
                 client,
@@ -147,10 +154,6 @@ class Watcher:
         return term is not None and term.informers.wait_until_synced(remaining)
 
     # --- Lifecycle -----------------------------------------------------------------------
-
-    def _needed_kinds(self) -> list[Kind]:
-        watched = [*self.handlers, *(kind for check in self.drift_checks for kind in check.kinds)]
-        return [Kind(kind.api_version, kind.kind) for kind in watched]
 
     def start(self) -> Watcher:
         kinds = ", ".join(str(watched) for watched in self.handlers) or "nothing"

@@ -21,15 +21,12 @@ from butler_portal.kube.permissions import (
     allowed,
     main,
 )
+from butler_portal.kube.served import group_of
 from butler_portal.watcher import LEASE_NAME
 from butler_portal.watcher.registry import collect_drift_checks, collect_handlers, handler_modules
 from tests.deploy.support import request_token, wait_until_allowed, write_token_kubeconfig
 
 pytestmark = pytest.mark.k8s
-
-
-def group_of(api_version: str) -> str:
-    return api_version.rpartition("/")[0]  # "" for the core group's "v1"
 
 
 def scope_of(watched: WatchedKind) -> Scope:
