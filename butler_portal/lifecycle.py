@@ -78,3 +78,6 @@ class Step:
     position: int
     state: str = STEP_PENDING
     message: str = ""
+    # The controller's own words behind ``message`` (butler_portal.explain), shown one click
+    # away; "" when the message is the portal's own.
+    raw: str = ""

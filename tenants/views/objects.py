@@ -184,6 +184,7 @@ class TimelineEntry:
     label: str
     state: str  # pending, active, done, failed or stopped
     message: str = ""
+    raw: str = ""  # what the controller said, behind a "Details" disclosure
     started_at: datetime.datetime | None = None
     finished_at: datetime.datetime | None = None
 
@@ -220,6 +221,7 @@ def timeline_of(steps: Iterable[TimelineStep], *, failed: bool) -> list[Timeline
             label=step.label,
             state="stopped" if failed and step.state == STEP_ACTIVE else step.state,
             message=step.message,
+            raw=getattr(step, "raw", ""),
             # Only steps kept as rows record when they ran.
             started_at=getattr(step, "started_at", None),
             finished_at=getattr(step, "finished_at", None),
