@@ -103,6 +103,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # The portal's own 403 and 404 pages even with DEBUG on (no URL patterns shown).
+    "butler_portal.errors.ErrorPagesMiddleware",
     # Last, as django-axes requires: it turns a lockout signal into the lockout response.
     "axes.middleware.AxesMiddleware",
 ]
@@ -368,6 +370,7 @@ VM_USER_DATA_MAX_BYTES = env_int("VM_USER_DATA_MAX_BYTES", 32768)
 # --- Security (production) ---------------------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = False  # htmx reads the token from the page, not the cookie
+CSRF_FAILURE_VIEW = "butler_portal.errors.csrf_failure"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 SECURE_REFERRER_POLICY = "same-origin"

@@ -28,3 +28,9 @@ urlpatterns = [
     path("", include("vms.urls")),
     path("", include("tenants.urls")),
 ]
+
+# The portal's own pages, with the tenant context kept (butler_portal/errors.py; with DEBUG on
+# its middleware answers 403 and 404 as well).
+handler403 = "butler_portal.errors.permission_denied"
+handler404 = "butler_portal.errors.page_not_found"
+handler500 = "butler_portal.errors.server_error"
