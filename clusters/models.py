@@ -178,10 +178,22 @@ class Cluster(models.Model):
         READY = "ready", "Ready"
         SCALING = "scaling", "Scaling"
         UPGRADING = "upgrading", "Upgrading"
+        HIBERNATING = "hibernating", "Hibernating"
         HIBERNATED = "hibernated", "Hibernated"
+        WAKING = "waking", "Waking up"
         DEGRADED = "degraded", "Degraded"
         DELETING = "deleting", "Deleting"
         FAILED = "failed", "Failed"
+
+    class Action(models.TextChoices):
+        """A day-2 action a person asked for, under way until Kubernetes reports it done."""
+
+        NONE = "", "None"
+        SCALE = "scale", "Scale"
+        UPGRADE = "upgrade", "Upgrade"
+        HIBERNATE = "hibernate", "Hibernate"
+        WAKE = "wake", "Wake up"
+        DELETE = "delete", "Delete"
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="clusters")
     name = models.CharField(max_length=CLUSTER_NAME_MAX_LENGTH, validators=[dns_label_validator])
@@ -223,6 +235,17 @@ class Cluster(models.Model):
     # Where it stands, derived from Kubernetes by the watcher (clusters.status).
     phase = models.CharField(max_length=16, choices=Phase.choices, default=Phase.PENDING)
     phase_reason = models.TextField(blank=True, help_text="What it waits for or why it failed.")
+    phase_reason_raw = models.TextField(
+        blank=True, help_text="The controller's own words behind the reason, if any."
+    )
+    action = models.CharField(
+        max_length=16,
+        choices=Action.choices,
+        blank=True,
+        default=Action.NONE,
+        help_text="The day-2 action under way; cleared once Kubernetes reports it done.",
+    )
+    action_started_at = models.DateTimeField(null=True, blank=True)
     apply_error = models.TextField(
         blank=True, help_text="Why Kubernetes refused the cluster's objects (phase Failed)."
     )
@@ -272,7 +295,8 @@ class Cluster(models.Model):
 
 
 class ClusterStep(models.Model):
-    """One step of a cluster's provisioning timeline (control plane, endpoint, each worker...)."""
+    """One step of a cluster's timeline: provisioning (control plane, endpoint, each
+    worker...) or the day-2 action under way (``clusters.lifecycle.timeline``)."""
 
     class State(models.TextChoices):
         PENDING = "pending", "Pending"
@@ -285,6 +309,7 @@ class ClusterStep(models.Model):
     label = models.CharField(max_length=120)
     state = models.CharField(max_length=8, choices=State.choices, default=State.PENDING)
     message = models.TextField(blank=True)
+    raw = models.TextField(blank=True, help_text="The controller's own words behind the message.")
     position = models.PositiveIntegerField(default=0)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

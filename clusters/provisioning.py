@@ -102,10 +102,10 @@ def _locked(cluster_id: int) -> Cluster | None:
 
 
 def _note(cluster_id: int, reason: str) -> None:
-    """Say why nothing moves, without changing the phase."""
+    """Say why nothing moves, without changing the phase (the portal's own words)."""
     cluster = Cluster.objects.filter(pk=cluster_id).first()
     if cluster is not None and cluster.phase_reason != reason:
-        Cluster.objects.filter(pk=cluster_id).update(phase_reason=reason)
+        Cluster.objects.filter(pk=cluster_id).update(phase_reason=reason, phase_reason_raw="")
         publish_tenant_event(cluster.tenant_id, CLUSTER_EVENT, cluster_id, phase=cluster.phase)
 
 
@@ -187,7 +187,8 @@ def cluster_teardown(*, cluster_id: int) -> bool:
     except NotFound:
         pass
     else:
-        _note(cluster_id, "Cluster API is deleting the workers, then the control plane.")
+        # The watcher's picture says what is left (clusters.lifecycle): a note here would
+        # alternate with it on every retry.
         return False
     remaining = _sweep(plan)
     if remaining:

@@ -175,7 +175,11 @@ ACTION_RULES: dict[str, tuple[frozenset[str], str]] = {
         frozenset({Cluster.Phase.READY, Cluster.Phase.DEGRADED}),
         "Only a running cluster that is not changing can hibernate.",
     ),
-    "wake": (frozenset({Cluster.Phase.HIBERNATED}), "The cluster is not hibernating."),
+    # Waking up may interrupt going to sleep: changing one's mind needs no waiting.
+    "wake": (
+        frozenset({Cluster.Phase.HIBERNATING, Cluster.Phase.HIBERNATED}),
+        "The cluster is not hibernating.",
+    ),
     "retry": (frozenset({Cluster.Phase.FAILED}), "Only a failed cluster can be retried."),
     "delete": (
         frozenset(Cluster.Phase.values) - {Cluster.Phase.DELETING},

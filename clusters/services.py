@@ -77,6 +77,19 @@ def _apply_later(cluster: Cluster) -> None:
     provision_after_commit(cluster.pk)
 
 
+def _start(cluster: Cluster, action: Cluster.Action, *fields: str) -> None:
+    """Save ``fields`` and record ``action`` as under way: the cluster's page names it until
+    Kubernetes reports it done (``clusters.status.cluster_refresh`` clears it).
+
+    A cluster still coming up for the first time records none: it is simply provisioning,
+    towards whatever was asked for last.
+    """
+    recorded = action == Cluster.Action.DELETE or cluster.ready_at is not None
+    cluster.action = action if recorded else Cluster.Action.NONE
+    cluster.action_started_at = timezone.now() if recorded else None
+    cluster.save(update_fields=[*fields, "action", "action_started_at", "updated_at"])
+
+
 def _audit(
     actor: Actor, action: str, cluster: Cluster, changes: dict[str, Any] | None = None
 ) -> None:
@@ -199,7 +212,7 @@ def cluster_scale(*, actor: Actor, cluster: Cluster, worker_count: int) -> Clust
     )
     before = locked.worker_count
     locked.worker_count = worker_count
-    locked.save(update_fields=["worker_count", "updated_at"])
+    _start(locked, Cluster.Action.SCALE, "worker_count")
     _audit(actor, "scale", locked, {"worker_count": [before, worker_count]})
     cluster_refresh(locked)
     _apply_later(locked)
@@ -229,7 +242,7 @@ def cluster_upgrade(*, actor: Actor, cluster: Cluster, version: KubernetesVersio
         )
     before = locked.version.version
     locked.version = version
-    locked.save(update_fields=["version", "updated_at"])
+    _start(locked, Cluster.Action.UPGRADE, "version")
     _audit(actor, "upgrade", locked, {"version": [before, version.version]})
     cluster_refresh(locked)
     _apply_later(locked)
@@ -240,7 +253,7 @@ def _set_hibernation(actor: Actor, cluster: Cluster, hibernated: bool) -> Cluste
     locked = _locked(cluster)
     _require(locked, "hibernate" if hibernated else "wake")
     locked.hibernated = hibernated
-    locked.save(update_fields=["hibernated", "updated_at"])
+    _start(locked, Cluster.Action.HIBERNATE if hibernated else Cluster.Action.WAKE, "hibernated")
     _audit(
         actor,
         "hibernate" if hibernated else "wake",
@@ -300,7 +313,11 @@ def cluster_retry(*, actor: Actor, cluster: Cluster) -> Cluster:
     _audit(actor, "retry", locked, {"previous_error": locked.apply_error})
     locked.apply_error = ""
     locked.applied_at = None
-    locked.save(update_fields=["apply_error", "applied_at", "updated_at"])
+    # Whatever was under way starts over as plain provisioning of what is asked for now.
+    locked.action, locked.action_started_at = Cluster.Action.NONE, None
+    locked.save(
+        update_fields=["apply_error", "applied_at", "action", "action_started_at", "updated_at"]
+    )
     cluster_refresh(locked)
     _apply_later(locked)
     return locked
@@ -326,7 +343,7 @@ def cluster_delete(*, actor: Actor, cluster: Cluster, confirm_name: str) -> bool
         )
     _audit(actor, "delete", locked)
     locked.deletion_requested_at = timezone.now()
-    locked.save(update_fields=["deletion_requested_at", "updated_at"])
+    _start(locked, Cluster.Action.DELETE, "deletion_requested_at")
     cluster_refresh(locked)
     if settings.KUBE_MODE == "off":
         from clusters.provisioning import cluster_delete_finish

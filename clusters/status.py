@@ -23,7 +23,7 @@ from butler_portal.labels import CLUSTER_KEY, MANAGED_SELECTOR
 from butler_portal.lifecycle import Step
 from butler_portal.realtime import publish_tenant_event
 from butler_portal.watcher.drift import DriftCheck
-from clusters.lifecycle import READY, Desired, Picture, derive, normalise_version
+from clusters.lifecycle import READY, Desired, Picture, derive, hold_progress, normalise_version
 from clusters.manifests import (
     CAPI_CLUSTER_NAME_KEY,
     CLUSTER_API,
@@ -51,6 +51,7 @@ def desired_of(cluster: Cluster) -> Desired:
         worker_version=cluster.worker_version.version,
         worker_count=cluster.worker_count,
         hibernated=cluster.hibernated,
+        action=cluster.action,
         addons=[addon.name for addon in cluster.addons.all()],
         applied=cluster.applied_at is not None,
         deleting=cluster.deletion_requested_at is not None,
@@ -65,7 +66,8 @@ def cluster_refresh(cluster: Cluster) -> Picture:
     """Re-derive phase, reason and timeline; save them; publish an event when they changed.
 
     Also moves an upgrade on: once the control plane runs the new version, the workers
-    follow (STATUS.md §10.9: control plane first).
+    follow (STATUS.md §10.9: control plane first); and ends the action under way once
+    Kubernetes reports it done.
     """
     phase_before = cluster.phase
     objects = [observation.body for observation in cluster.observations.all()]
@@ -73,9 +75,14 @@ def cluster_refresh(cluster: Cluster) -> Picture:
     if _workers_may_follow(cluster, picture):
         picture = derive(desired_of(cluster), objects)
     now = timezone.now()
+    # Within one action, what Kubernetes reported done since it started stays done.
+    held_since = cluster.action_started_at if picture.action == cluster.action else None
     updates: dict[str, Any] = {
         "phase": picture.phase,
         "phase_reason": picture.reason,
+        "phase_reason_raw": picture.reason_raw,
+        "action": picture.action,
+        "action_started_at": cluster.action_started_at if picture.action else None,
         "endpoint": picture.endpoint,
         "control_plane_version": picture.control_plane_version,
         "control_plane_ready": picture.control_plane_ready,
@@ -89,7 +96,7 @@ def cluster_refresh(cluster: Cluster) -> Picture:
         setattr(cluster, name, updates[name])
     if changed:
         cluster.save(update_fields=[*changed, "updated_at"])
-    steps_changed = sync_steps(cluster, picture.steps, now)
+    steps_changed = sync_steps(cluster, picture.steps, now, held_since=held_since)
     if changed or steps_changed:
         toast = _phase_toast(cluster, phase_before)
         publish_tenant_event(
@@ -145,9 +152,27 @@ def _timestamps(
     return started_at or now, now
 
 
-def sync_steps(cluster: Cluster, steps: Sequence[Step], now: datetime) -> bool:
-    """Make the stored timeline match ``steps``; timestamps move with state changes."""
+def _as_step(row: ClusterStep) -> Step:
+    return Step(row.key, row.label, row.position, row.state, row.message, row.raw)
+
+
+def sync_steps(
+    cluster: Cluster, steps: Sequence[Step], now: datetime, *, held_since: datetime | None = None
+) -> bool:
+    """Make the stored timeline match ``steps``; timestamps move with state changes.
+
+    Steps done since ``held_since`` (the start of the action under way) stay done.
+    """
     stored = {row.key: row for row in cluster.steps.all()}
+    if held_since is not None:
+        done = {
+            key: _as_step(row)
+            for key, row in stored.items()
+            if row.state == ClusterStep.State.DONE
+            and row.finished_at is not None
+            and row.finished_at >= held_since
+        }
+        steps = hold_progress(steps, done)
     created, updated = [], []
     for step in steps:
         row = stored.pop(step.key, None)
@@ -160,16 +185,18 @@ def sync_steps(cluster: Cluster, steps: Sequence[Step], now: datetime) -> bool:
                     label=step.label,
                     state=step.state,
                     message=step.message,
+                    raw=step.raw,
                     position=step.position,
                     started_at=started_at,
                     finished_at=finished_at,
                 )
             )
             continue
-        if (row.label, row.state, row.message, row.position) == (
+        if (row.label, row.state, row.message, row.raw, row.position) == (
             step.label,
             step.state,
             step.message,
+            step.raw,
             step.position,
         ):
             continue
@@ -180,10 +207,11 @@ def sync_steps(cluster: Cluster, steps: Sequence[Step], now: datetime) -> bool:
             row.started_at, row.finished_at = _timestamps(
                 step.state, row.started_at if ongoing else None, now
             )
-        row.label, row.state, row.message, row.position = (
+        row.label, row.state, row.message, row.raw, row.position = (
             step.label,
             step.state,
             step.message,
+            step.raw,
             step.position,
         )
         updated.append(row)
@@ -191,7 +219,8 @@ def sync_steps(cluster: Cluster, steps: Sequence[Step], now: datetime) -> bool:
         ClusterStep.objects.bulk_create(created)
     if updated:
         ClusterStep.objects.bulk_update(
-            updated, ["label", "state", "message", "position", "started_at", "finished_at"]
+            updated,
+            ["label", "state", "message", "raw", "position", "started_at", "finished_at"],
         )
     if stored:
         ClusterStep.objects.filter(pk__in=[row.pk for row in stored.values()]).delete()

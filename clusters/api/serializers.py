@@ -72,7 +72,7 @@ class ClusterAddonSerializer(ServiceModelSerializer):
 class ClusterStepSerializer(serializers.ModelSerializer[ClusterStep]):
     class Meta:
         model = ClusterStep
-        fields = ["key", "label", "state", "message", "started_at", "finished_at"]
+        fields = ["key", "label", "state", "message", "raw", "started_at", "finished_at"]
         read_only_fields = fields
 
 
@@ -134,6 +134,8 @@ class ClusterSerializer(ServiceModelSerializer):
             "hibernated",
             "phase",
             "phase_reason",
+            "phase_reason_raw",
+            "action",
             "endpoint",
             "server",
             "control_plane_version",
@@ -150,6 +152,8 @@ class ClusterSerializer(ServiceModelSerializer):
             "hibernated",
             "phase",
             "phase_reason",
+            "phase_reason_raw",
+            "action",
             "endpoint",
             "control_plane_version",
             "control_plane_ready",

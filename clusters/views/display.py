@@ -41,9 +41,19 @@ from tenants.views.objects import activity_entries as object_activity_entries
 Phase = Cluster.Phase
 
 #: Phases in which something visibly moves: the badge spins.
-BUSY_PHASES = frozenset({Phase.PROVISIONING, Phase.SCALING, Phase.UPGRADING, Phase.DELETING})
-#: Phases whose timeline is worth a progress bar (steps being worked through).
-PROGRESS_PHASES = frozenset({Phase.PENDING, Phase.PROVISIONING, Phase.SCALING, Phase.UPGRADING})
+BUSY_PHASES = frozenset(
+    {
+        Phase.PROVISIONING,
+        Phase.SCALING,
+        Phase.UPGRADING,
+        Phase.HIBERNATING,
+        Phase.WAKING,
+        Phase.DELETING,
+    }
+)
+#: Phases whose timeline is worth a progress bar (steps being worked through: provisioning,
+#: or the day-2 action under way, whose steps only move forward).
+PROGRESS_PHASES = frozenset({Phase.PENDING, *BUSY_PHASES})
 
 CLUSTER_PHASES = StateStyles(
     field="phase",
@@ -53,7 +63,9 @@ CLUSTER_PHASES = StateStyles(
         Phase.READY: "green",
         Phase.SCALING: "blue",
         Phase.UPGRADING: "violet",
+        Phase.HIBERNATING: "blue",
         Phase.HIBERNATED: "grey",
+        Phase.WAKING: "blue",
         Phase.DEGRADED: "amber",
         Phase.DELETING: "amber",
         Phase.FAILED: "red",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -12,10 +11,12 @@ from django.http import HttpRequest
 from django.templatetags.static import static
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import escape, format_html
+from django.utils.safestring import mark_safe
 from django.utils.timesince import timesince
 
 from tenants.access import TenantRole, is_platform_reader
+from tenants.audit import EventChanges, object_type_label, readable_changes
 from tenants.models import AuditEvent, QuotaResource
 from tenants.selectors import QuotaUsage
 from tenants.views.audit import may_read_audit
@@ -136,24 +137,20 @@ def initials(name: str) -> str:
 
 
 @register.filter
-def change_items(changes: dict[str, Any] | None) -> list[tuple[str, str]]:
-    """An audit event's changes as readable pairs: ``role: member → admin``."""
-    items = []
-    for key, value in (changes or {}).items():
-        if isinstance(value, list) and len(value) == 2:
-            shown = f"{_plain(value[0])} → {_plain(value[1])}"
-        else:
-            shown = _plain(value)
-        items.append((key.replace("_", " "), shown))
-    return items
+def audit_changes(event: AuditEvent) -> EventChanges:
+    """An audit event's changes as the audit table shows them (``tenants.audit``)."""
+    return readable_changes(event.action, event.changes)
 
 
-def _plain(value: Any) -> str:
-    if value is None or value == "":
-        return "—"
-    if isinstance(value, dict | list):
-        return json.dumps(value, sort_keys=True)
-    return str(value)
+@register.filter
+def audit_object_type(object_type: str) -> str:
+    return object_type_label(object_type)
+
+
+@register.filter
+def breakable_address(address: str | None) -> str:
+    """An IP address that may wrap after its colons (IPv6), never inside a group."""
+    return mark_safe(escape(address or "—").replace(":", ":<wbr>"))  # noqa: S308  # escaped first
 
 
 @register.filter

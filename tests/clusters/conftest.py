@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -279,6 +280,7 @@ def machine(
     created: str = "2026-11-26T10:00:00Z",
     waiting: tuple[str, str] | None = None,
     failure: str = "",
+    version: str = "v1.35.4",
     namespace: str = "tenant-acme",
     **metadata: Any,
 ) -> dict[str, Any]:
@@ -300,7 +302,7 @@ def machine(
             labels={"cluster.x-k8s.io/cluster-name": cluster},
             **metadata,
         ),
-        "spec": {"clusterName": cluster},
+        "spec": {"clusterName": cluster, "version": version},
         "status": status,
     }
 
@@ -366,11 +368,33 @@ def ready_cluster_objects(
                 f"{name}-md-0-x{index}",
                 cluster=name,
                 created=f"2026-11-26T10:0{index}:00Z",
+                version=version,
                 namespace=namespace,
             )
             for index in range(workers)
         ],
         *[helm_release(addon, cluster=name, namespace=namespace) for addon in addons],
+    ]
+
+
+def asleep_cluster_objects(
+    name: str = "demo", *, version: str = "v1.35.4", namespace: str = "tenant-acme"
+) -> list[dict[str, Any]]:
+    """What a hibernated cluster reports: Kamaji Sleeping, no workers."""
+    kcp = kamaji_control_plane(name, version=version, running=version, namespace=namespace)
+    kcp["status"] |= {"ready": False, "replicas": 0, "readyReplicas": 0}
+    return [
+        capi_cluster(name, available="False", namespace=namespace),
+        kcp,
+        tenant_control_plane(
+            name,
+            state="Sleeping",
+            version=version,
+            replicas=0,
+            ready_replicas=0,
+            namespace=namespace,
+        ),
+        machine_deployment(name, replicas=0, ready=0, version=version, namespace=namespace),
     ]
 
 
@@ -393,14 +417,24 @@ def published_events(
     return sent
 
 
-def observe(cluster: Cluster, objects: list[dict[str, Any]]) -> Cluster:
-    """Feed objects to the watcher's handlers, as if Kubernetes reported them."""
+def observe(
+    cluster: Cluster, objects: list[dict[str, Any]], *, gone: Sequence[dict[str, Any]] = ()
+) -> Cluster:
+    """Feed objects to the watcher's handlers, as if Kubernetes reported them (``gone``:
+    reported deleted)."""
     from clusters.status import cluster_observe
 
+    for obj in gone:
+        cluster_observe(kind=obj["kind"], event_type="DELETED", obj=obj)
     for obj in objects:
         cluster_observe(kind=obj["kind"], event_type="MODIFIED", obj=obj)
     cluster.refresh_from_db()
     return cluster
+
+
+def machines_of(cluster: Cluster) -> list[dict[str, Any]]:
+    """The Machines the watcher last saw for ``cluster`` (to report them gone)."""
+    return list(cluster.observations.filter(kind="Machine").values_list("body", flat=True))
 
 
 def make_ready(cluster: Cluster) -> Cluster:

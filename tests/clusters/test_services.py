@@ -26,8 +26,10 @@ from tenants.models import AuditEvent, QuotaClaim, Tenant, User
 from tenants.selectors import quota_used
 from tenants.services import tenant_set_state
 from tests.clusters.conftest import (
+    asleep_cluster_objects,
     instance_type,
     kamaji_control_plane,
+    machines_of,
     make_cluster_row,
     make_ready,
     observe,
@@ -357,8 +359,19 @@ def test_hibernate_and_wake(acme: Tenant, bob: User) -> None:
     cluster = make_ready(request(acme, bob))
     actor = Actor(bob)
 
-    asleep = cluster_hibernate(actor=actor, cluster=cluster)
-    assert (asleep.hibernated, asleep.phase) == (True, Cluster.Phase.HIBERNATED)
+    going = cluster_hibernate(actor=actor, cluster=cluster)
+    # Hibernating until Kubernetes reports everything stopped; then Hibernated.
+    assert (going.hibernated, going.phase, going.action) == (
+        True,
+        Cluster.Phase.HIBERNATING,
+        Cluster.Action.HIBERNATE,
+    )
+    asleep = observe(
+        going,
+        asleep_cluster_objects(cluster.name, namespace=f"tenant-{acme.slug}"),
+        gone=machines_of(going),
+    )
+    assert (asleep.phase, asleep.action) == (Cluster.Phase.HIBERNATED, Cluster.Action.NONE)
     assert quota_used(acme)["worker_nodes"] == 2  # kept, so waking up cannot fail
     refused_while_asleep: list[Callable[[], object]] = [
         lambda: cluster_hibernate(actor=actor, cluster=asleep),
@@ -370,13 +383,19 @@ def test_hibernate_and_wake(acme: Tenant, bob: User) -> None:
             refused()
 
     awake = cluster_wake(actor=actor, cluster=asleep)
-    assert awake.hibernated is False
+    assert (awake.hibernated, awake.phase, awake.action) == (
+        False,
+        Cluster.Phase.WAKING,
+        Cluster.Action.WAKE,
+    )
     assert [e.action for e in AuditEvent.objects.filter(object_type="cluster").order_by("id")][
         -2:
     ] == [
         "hibernate",
         "wake",
     ]
+    awake = make_ready(awake)
+    assert (awake.phase, awake.action) == (Cluster.Phase.READY, Cluster.Action.NONE)
     with pytest.raises(ValidationError):
         cluster_wake(actor=actor, cluster=awake)
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from django.urls import reverse
@@ -86,21 +88,67 @@ def test_filtering_with_htmx_swaps_only_the_results(events: None, oscar: User) -
     assert f'href="{EXPORT}?tenant=acme"' in text  # the export follows the filters
 
 
-def test_pagination_keeps_the_filters(oscar: User, acme: Tenant) -> None:
-    for number in range(60):
-        audit_record(
-            actor=Actor(user=oscar),
+def poke_events(actor: User, tenant: Tenant, count: int) -> None:
+    """``count`` events, ``#0`` the oldest, one a second apart (so the order is certain)."""
+    start = timezone.now() - timedelta(hours=1)
+    for number in range(count):
+        event = audit_record(
+            actor=Actor(user=actor),
             action="poke",
-            tenant=acme,
+            tenant=tenant,
             object_type="thing",
-            object_repr=f"#{number}",
+            object_repr=f"thing-{number:03}",
         )
+        AuditEvent.objects.filter(pk=event.pk).update(occurred_at=start + timedelta(seconds=number))
+
+
+def shown_objects(text: str) -> list[str]:
+    return re.findall(r"thing-\d{3}", text.split('id="audit-results"')[1])
+
+
+def test_page_two_shows_the_next_events_and_keeps_the_filters(oscar: User, acme: Tenant) -> None:
+    poke_events(oscar, acme, 60)
+    audit_record(actor=Actor(user=oscar), action="other", tenant=acme, object_repr="thing-999")
     client = browser_client_for(oscar)
     first = client.get(AUDIT, {"action": "poke"}).content.decode()
+    assert "60 events" in first
     assert "1–50 of 60" in first
+    assert shown_objects(first) == [f"thing-{number:03}" for number in range(59, 9, -1)]
     assert "?action=poke&amp;page=2" in first
     second = client.get(AUDIT, {"action": "poke", "page": "2"}).content.decode()
-    assert second.count('<td class="nowrap">') == 10
+    assert "51–60 of 60" in second
+    assert shown_objects(second) == [f"thing-{number:03}" for number in range(9, -1, -1)]
+
+
+def test_the_page_size_is_one_of_those_offered(oscar: User, acme: Tenant) -> None:
+    poke_events(oscar, acme, 120)
+    client = browser_client_for(oscar)
+    smaller = client.get(AUDIT, {"action": "poke", "per_page": "25"}).content.decode()
+    assert "1–25 of 120" in smaller
+    assert len(shown_objects(smaller)) == 25
+    assert "?action=poke&amp;per_page=25&amp;page=2" in smaller  # the next page keeps both
+    assert '<option value="25" selected>' in smaller
+    # The CSV is every matching event, whatever the page shows.
+    assert f'href="{EXPORT}?action=poke"' in smaller
+    for unbounded in ("100000", "0", "-1", "all"):
+        text = client.get(AUDIT, {"action": "poke", "per_page": unbounded}).content.decode()
+        assert "1–50 of 120" in text, unbounded
+        assert len(shown_objects(text)) == 50
+
+
+def test_the_page_size_follows_htmx_filtering(oscar: User, acme: Tenant) -> None:
+    poke_events(oscar, acme, 30)
+    text = (
+        browser_client_for(oscar)
+        .get(
+            AUDIT, {"action": "poke", "per_page": "25", "page": "2"}, headers=htmx("audit-results")
+        )
+        .content.decode()
+    )
+    assert text.lstrip().startswith('<section id="audit-results"')
+    assert "26–30 of 30" in text
+    # The size control belongs to the filter form, so filtering keeps it.
+    assert 'name="per_page" form="audit-filters"' in text
 
 
 def test_audit_page_query_count_is_constant(oscar: User, acme: Tenant) -> None:
@@ -140,3 +188,89 @@ def test_csv_cells_cannot_smuggle_formulas(oscar: User, acme: Tenant) -> None:
     )
     exported = rows(browser_client_for(oscar).get(EXPORT))
     assert exported[0]["object"] == "'=HYPERLINK(1)"
+
+
+# --- How changes read -------------------------------------------------------------------------
+
+
+def row_of(text: str, object_repr: str) -> str:
+    """The table row of the event on ``object_repr`` (its HTML)."""
+    rows = text.split('<tr class="audit-row">')[1:]
+    return next(row for row in rows if f">{object_repr}<" in row)
+
+
+def record(oscar: User, acme: Tenant, action: str, name: str, changes: dict[str, Any]) -> None:
+    audit_record(
+        actor=Actor(user=oscar),
+        action=action,
+        tenant=acme,
+        object_type="cluster",
+        object_repr=name,
+        changes=changes,
+    )
+
+
+def test_lists_show_what_was_added_and_removed(oscar: User, acme: Tenant) -> None:
+    # The shapes the services record: a new cluster's add-ons, a VM's ports before and after.
+    record(oscar, acme, "create", "acme/new", {"addons": ["cilium", "portal-access"]})
+    record(oscar, acme, "expose", "acme/web", {"ports": [["22/TCP"], ["22/TCP", "80/TCP"]]})
+    record(oscar, acme, "unexpose", "acme/db", {"ports": [["22/TCP", "5432/TCP"], ["5432/TCP"]]})
+    record(oscar, acme, "change_role", "bob in acme", {"role": ["member", "admin"]})
+    record(oscar, acme, "repair_drift", "drift", {"applied_again": ["tenant a", "tenant b"]})
+    text = browser_client_for(oscar).get(AUDIT).content.decode()
+
+    created = row_of(text, "acme/new")
+    assert "add-ons" in created
+    assert '<span class="change-added">added cilium, portal-access</span>' in created
+    assert "cilium → portal-access" not in text
+    exposed = row_of(text, "acme/web")
+    assert '<span class="change-added">added 80/TCP</span>' in exposed
+    assert "removed" not in exposed
+    assert '<span class="change-removed">removed 22/TCP</span>' in row_of(text, "acme/db")
+    assert "member → admin" in row_of(text, "bob in acme")
+    assert "tenant a, tenant b" in row_of(text, "drift")
+
+
+def test_long_values_fold_into_the_events_details(oscar: User, acme: Tenant) -> None:
+    long_error = "admission webhook denied the request: " + "spec.template." * 400
+    record(oscar, acme, "retry", "acme/failing", {"previous_error": long_error})
+    record(oscar, acme, "scale", "acme/short", {"worker_count": [2, 3]})
+    text = browser_client_for(oscar).get(AUDIT).content.decode()
+
+    failing = row_of(text, "acme/failing")
+    inline = re.search(r'<span class="change-value">(.*?)</span>', failing, re.S)
+    assert inline is not None
+    assert len(inline.group(1).strip()) <= 60
+    assert inline.group(1).strip().endswith("…")
+    details = failing.split("<details>")[1]
+    assert "<summary>Full value</summary>" in details
+    assert long_error in details
+    assert "<details>" not in row_of(text, "acme/short")  # nothing to unfold
+
+
+def test_many_fields_show_the_first_few_and_fold_the_rest(oscar: User, acme: Tenant) -> None:
+    audit_record(
+        actor=Actor(user=oscar),
+        action="create",
+        tenant=acme,
+        object_type="virtualmachine",
+        object_repr="acme/web-1",
+        changes={
+            "image": "debian-12",
+            "instance_type": "standard-2",
+            "disk_gib": 20,
+            "storage_class": "replicated",
+            "ssh_keys": ["SHA256:abc"],
+            "user_data": True,
+            "run_strategy": "Always",
+        },
+    )
+    row = row_of(browser_client_for(oscar).get(AUDIT).content.decode(), "acme/web-1")
+    # Alphabetical: disk GiB, image and instance type first; the other four on a wide screen
+    # or in the details.
+    assert row.count('<li class="change-extra">') == 4
+    assert "4 more fields" in row
+    assert "disk GiB" in row
+    assert "user data" in row
+    assert "yes" in row
+    assert "virtual machine ·" in row  # the model's name, not "virtualmachine"

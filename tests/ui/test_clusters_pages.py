@@ -13,14 +13,19 @@ from typing import Any
 import pytest
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import escape
 
+from butler_portal.explain import ASK_OPERATORS, explain
+from clusters.lifecycle import ASLEEP
 from clusters.models import Cluster, KubernetesVersion
 from clusters.provisioning import cluster_fail
-from clusters.services import cluster_delete
+from clusters.services import cluster_delete, cluster_hibernate, cluster_scale
 from tenants.audit import Actor
 from tenants.models import Quota, Tenant, User
 from tests.clusters.conftest import (
+    asleep_cluster_objects,
     kamaji_control_plane,
+    machines_of,
     make_cluster_row,
     make_ready,
     observe,
@@ -606,8 +611,19 @@ def test_a_failed_step_is_red_with_its_message(bob: User, acme: Tenant) -> None:
     text = page_text(bob, acme_url("cluster-detail", cluster.pk))
     step = re.search(r'<li class="timeline-step is-failed".*?</li>', text, re.S)
     assert step is not None
-    assert '<p class="timeline-message">no address left in pool tenant-acme</p>' in step.group(0)
+    sentence = explain(
+        "no address left in pool tenant-acme",
+        fallback=f"No load-balancer address could be assigned. {ASK_OPERATORS}",
+    ).text
+    assert f'<p class="timeline-message">{escape(sentence)}</p>' in step.group(0)
     assert '<span class="timeline-state">Failed</span>' in step.group(0)
+    # Kamaji's own words, one click away on the step and on the status card.
+    raw = "<summary>What Kubernetes said</summary><code>no address left in pool tenant-acme</code>"
+    assert raw in step.group(0)
+    status = re.search(r'<section class="card object-status.*?</section>', text, re.S)
+    assert status is not None
+    assert raw in status.group(0)
+    assert sentence in status.group(0)
 
 
 @pytest.mark.usefixtures("catalog")
@@ -717,3 +733,58 @@ def test_the_action_log_tells_who_did_what_in_words(bob: User, acme: Tenant) -> 
     ]
     assert "<div><dt>worker count</dt><dd>2</dd></div>" in text
     assert "<div><dt>addons</dt><dd>cilium, portal-access</dd></div>" in text
+
+
+# --- Day 2: the page names the action asked for ------------------------------------------------
+
+
+def badge_of(text: str) -> tuple[str, str]:
+    """The page header's phase badge: (data-phase, its words)."""
+    found = re.search(
+        r'id="cluster-phase"[^>]*data-phase="(\w+)">(?:<span[^>]*></span>)?([^<]+)<', text
+    )
+    assert found is not None
+    return found.group(1), found.group(2)
+
+
+@pytest.mark.usefixtures("catalog")
+def test_hibernating_then_hibernated_with_nothing_left_in_progress(bob: User, acme: Tenant) -> None:
+    cluster = make_ready(request(acme, bob))
+    url = acme_url("cluster-detail", cluster.pk)
+
+    cluster_hibernate(actor=Actor(bob), cluster=cluster)
+    text = page_text(bob, url)
+    assert badge_of(text) == ("hibernating", "Hibernating")
+    assert "Going to sleep: stopping 2 workers and the control plane." in text
+    assert timeline_steps(text) == [
+        ("hibernate-workers", "active"),
+        ("hibernate-control-plane", "active"),
+    ]
+    assert 'role="progressbar"' in text
+
+    observe(cluster, asleep_cluster_objects(cluster.name), gone=machines_of(cluster))
+    text = page_text(bob, url)
+    assert badge_of(text) == ("hibernated", "Hibernated")
+    assert ASLEEP in text
+    assert "Waiting for Kubernetes to report on it" not in text
+    assert timeline_steps(text) == [
+        ("hibernate-workers", "done"),
+        ("hibernate-control-plane", "done"),
+    ]
+    assert "In progress" not in text
+    assert "wake" in offered(text)
+    assert "is-disabled" not in action_row(text, "wake")
+
+
+@pytest.mark.usefixtures("catalog")
+def test_scaling_a_ready_cluster_says_scaling_with_its_progress(bob: User, acme: Tenant) -> None:
+    cluster = make_ready(request(acme, bob))
+
+    cluster_scale(actor=Actor(bob), cluster=cluster, worker_count=3)
+    text = page_text(bob, acme_url("cluster-detail", cluster.pk))
+
+    assert badge_of(text) == ("scaling", "Scaling")
+    assert "Scaling the workers to 3: 2 of 3 ready." in text
+    assert 'aria-valuenow="8"' in text
+    assert 'aria-valuemax="10"' in text
+    assert ("scale", "active") in timeline_steps(text)
