@@ -8,13 +8,17 @@ after the transaction that caused them commits, so nothing announces a rolled-ba
 
 from __future__ import annotations
 
+from importlib import import_module
 from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
-from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from channels.generic.websocket import AsyncJsonWebsocketConsumer, AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
+from django.conf import settings
+from django.contrib.auth import get_user
 from django.db import transaction
+from django.http import HttpRequest
 
 from tenants.access import Action
 from tenants.models import Tenant, User
@@ -25,6 +29,8 @@ ACCESS_CHANGED = "access.changed"
 PLATFORM_GROUP = "platform"
 
 # Close codes in the 4000 range mirror HTTP: the browser can tell "sign in" from "no access".
+# 4401 comes after accept (see ``refuse_signed_out``); a refused handshake reaches a browser
+# as 1006, exactly like a server that is down.
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_NOT_FOUND = 4404
@@ -53,6 +59,29 @@ def publish_platform_event(kind: str) -> None:
     transaction.on_commit(lambda: _send((PLATFORM_GROUP,), {"kind": kind, "id": None}))
 
 
+async def refuse_signed_out(consumer: AsyncWebsocketConsumer, reason: str = "") -> None:
+    """Close with 4401, accepting first so that the browser gets the code: a page whose
+    session ended asks to sign in again instead of retrying forever. Nothing is joined,
+    sent or opened before the close."""
+    await consumer.accept()
+    await consumer.close(code=CLOSE_UNAUTHENTICATED, reason=reason or None)
+
+
+def session_still_signed_in(scope: dict[str, Any]) -> bool:
+    """Does the session a socket was opened with still sign in its user? Sessions end
+    while sockets stay open: signing out elsewhere, expiry, an operator clearing them."""
+    opened_with = scope.get("session")
+    key = getattr(opened_with, "session_key", None)
+    user = scope.get("user")
+    if key is None or user is None:
+        return False
+    request = HttpRequest()
+    # A fresh read: the scope's copy was loaded once, when the socket opened.
+    request.session = import_module(settings.SESSION_ENGINE).SessionStore(key)
+    now = get_user(request)
+    return bool(now.is_authenticated) and now.pk == user.pk
+
+
 def _send(groups: tuple[str, ...], event: dict[str, Any]) -> None:
     layer = get_channel_layer()
     if layer is None:
@@ -70,7 +99,9 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
 
     Subclasses decide in ``connect`` who may listen, then ``join`` the group; an
     ``access.changed`` event makes them decide again (``still_allowed``) and close with
-    ``refusal_code`` when the answer is no.
+    ``refusal_code`` when the answer is no. A browser that is not signed in (any more) is
+    told so with 4401 after accept, never a refused handshake, and its pings check that the
+    session still signs it in.
     """
 
     group: str | None = None
@@ -87,8 +118,11 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
         # The socket is one-way (server to browser); a ping gets a pong so clients can
-        # detect dead connections.
+        # detect dead connections, unless the session ended since (then 4401).
         if isinstance(content, dict) and content.get("kind") == "ping":
+            if not await database_sync_to_async(session_still_signed_in)(self.scope):
+                await self.close(code=CLOSE_UNAUTHENTICATED)
+                return
             await self.send_json({"kind": "pong"})
 
     async def portal_event(self, message: dict[str, Any]) -> None:
@@ -123,7 +157,7 @@ class TenantEventsConsumer(EventsConsumer):
 
     async def connect(self) -> None:
         if not self.signed_in():
-            await self.close(code=CLOSE_UNAUTHENTICATED)
+            await refuse_signed_out(self)
             return
         tenant_id = await self._visible_tenant_id()
         if tenant_id is None:
@@ -155,7 +189,7 @@ class PlatformEventsConsumer(EventsConsumer):
 
     async def connect(self) -> None:
         if not self.signed_in():
-            await self.close(code=CLOSE_UNAUTHENTICATED)
+            await refuse_signed_out(self)
             return
         if not await self.still_allowed():
             await self.close(code=CLOSE_FORBIDDEN)
@@ -177,6 +211,8 @@ __all__ = [
     "TenantEventsConsumer",
     "publish_platform_event",
     "publish_tenant_event",
+    "refuse_signed_out",
     "send_tenant_event",
+    "session_still_signed_in",
     "tenant_group",
 ]

@@ -21,12 +21,14 @@ Close codes (the close frame's reason says why, in words to show the user):
 4502  KubeVirt refused the console or could not be reached, or the connection broke
 ====  ===========================================================================
 
-Every refusal is decided before the socket is accepted and before anything connects
-upstream. Refusals about who is asking (4401, 4403, 4404) refuse the handshake itself: the
-socket is never accepted, and a browser sees HTTP 403 (close code 1006); the console page
-has already told a person why, so only a page left open across a change of rights meets
-it. Refusals about the moment (4409, 4502) come as accept-then-close, so the page can show
-the reason. Nothing is audited for a refusal; a session that opens is audited
+Every refusal is decided before anything connects upstream. Refusals about rights (4403,
+4404) refuse the handshake itself: the socket is never accepted, and a browser sees HTTP 403
+(close code 1006); the console page has already told a person why, so only a page left open
+across a change of rights meets it. A caller who is not signed in (any more: a page left
+open across the end of its session) gets 4401 after accept, with nothing sent and nothing
+opened, so that the page asks to sign in again instead of looking like a server that is
+down. Refusals about the moment (4409, 4502) come as accept-then-close too, so the page can
+show the reason. Nothing is audited for a refusal; a session that opens is audited
 (``open_console``) and so is its end (``close_console``, with its duration). Bytes of a
 session are never logged or kept.
 
@@ -56,6 +58,7 @@ from butler_portal.realtime import (
     CLOSE_FORBIDDEN,
     CLOSE_NOT_FOUND,
     CLOSE_UNAUTHENTICATED,
+    refuse_signed_out,
     tenant_group,
 )
 from tenants.access import Action, user_can
@@ -73,8 +76,8 @@ logger = logging.getLogger(__name__)
 CLOSE_ENDED = 1000
 CLOSE_NOT_RUNNING = 4409
 CLOSE_UPSTREAM = 4502
-#: Refusals about who is asking: the handshake itself is refused, nothing is ever accepted.
-ACCESS_REFUSALS = frozenset({CLOSE_UNAUTHENTICATED, CLOSE_FORBIDDEN, CLOSE_NOT_FOUND})
+#: Refusals about rights: the handshake itself is refused, nothing is ever accepted.
+ACCESS_REFUSALS = frozenset({CLOSE_FORBIDDEN, CLOSE_NOT_FOUND})
 # RFC 6455: a close frame's reason is at most 123 bytes of UTF-8.
 MAX_CLOSE_REASON_BYTES = 123
 
@@ -158,7 +161,7 @@ class VMConsoleConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
     async def connect(self) -> None:
         user = self.scope.get("user")
         if not isinstance(user, User) or not user.is_authenticated:
-            await self._refuse(Refusal(CLOSE_UNAUTHENTICATED, SIGN_IN))
+            await refuse_signed_out(self, SIGN_IN)
             return
         found = await self._target(user)
         if isinstance(found, Refusal):

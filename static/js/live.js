@@ -19,8 +19,11 @@
   const PING_INTERVAL_MS = 25000;
   const FIRST_RETRY_MS = 1000;
   const MAX_RETRY_MS = 30000;
-  // Close codes the server uses for "do not retry": signed out, or no access any more.
-  const FINAL_CLOSE_CODES = { 4401: "Signed out", 4404: "No access" };
+  // Close codes the server uses for "do not retry": signed out, or no access any more. A
+  // refused or lost connection is 1006 whatever the reason, so the server says "signed out"
+  // after accepting (4401), also when a ping finds that the session has ended since.
+  const SIGNED_OUT = 4401;
+  const FINAL_CLOSE_CODES = { 4401: "Signed out", 4403: "No access", 4404: "No access" };
 
   const indicator = document.getElementById("live-status");
   let socket = null;
@@ -28,6 +31,8 @@
   let pingTimer = null;
   let retryTimer = null;
   let hadConnection = false;
+  let lastCloseCode = null;
+  let sessionEnded = false;
 
   function show(state, label) {
     if (!indicator) return;
@@ -45,6 +50,10 @@
     return scheme + "//" + window.location.host + url;
   }
 
+  function ping() {
+    if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify({ kind: "ping" }));
+  }
+
   function connect() {
     show("connecting", hadConnection ? "Reconnecting…" : "Connecting…");
     socket = new WebSocket(socketUrl());
@@ -55,9 +64,7 @@
       if (hadConnection) emit("portal:resync", {});
       hadConnection = true;
       clearInterval(pingTimer);
-      pingTimer = setInterval(function () {
-        if (socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify({ kind: "ping" }));
-      }, PING_INTERVAL_MS);
+      pingTimer = setInterval(ping, PING_INTERVAL_MS);
     });
 
     socket.addEventListener("message", function (message) {
@@ -73,8 +80,10 @@
 
     socket.addEventListener("close", function (closed) {
       clearInterval(pingTimer);
-      if (FINAL_CLOSE_CODES[closed.code]) {
-        show("offline", FINAL_CLOSE_CODES[closed.code]);
+      lastCloseCode = sessionEnded ? SIGNED_OUT : closed.code;
+      if (FINAL_CLOSE_CODES[lastCloseCode]) {
+        show("offline", FINAL_CLOSE_CODES[lastCloseCode]);
+        if (lastCloseCode === SIGNED_OUT && window.portalSessionEnded) window.portalSessionEnded();
         return;
       }
       show("offline", "Offline, retrying");
@@ -85,13 +94,25 @@
     });
   }
 
-  // A tab coming back from the background reconnects at once instead of waiting out the backoff.
+  // A tab coming back from the background reconnects at once instead of waiting out the
+  // backoff, or pings at once: the session may have ended while nobody looked.
   document.addEventListener("visibilitychange", function () {
-    if (document.visibilityState === "visible" && socket && socket.readyState === WebSocket.CLOSED) {
+    if (document.visibilityState !== "visible" || !socket) return;
+    if (socket.readyState === WebSocket.OPEN) {
+      ping();
+    } else if (socket.readyState === WebSocket.CLOSED && !FINAL_CLOSE_CODES[lastCloseCode]) {
       clearTimeout(retryTimer);
       retryDelay = FIRST_RETRY_MS;
       connect();
     }
+  });
+
+  // Something else on the page (the console, an htmx request) found the session over first.
+  document.body.addEventListener("portal:session-ended", function () {
+    sessionEnded = true;
+    clearTimeout(retryTimer);
+    if (socket && socket.readyState !== WebSocket.CLOSED) socket.close(1000);
+    show("offline", FINAL_CLOSE_CODES[SIGNED_OUT]);
   });
 
   connect();

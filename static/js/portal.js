@@ -111,6 +111,73 @@
     name.addEventListener("input", function () { if (!touched) slug.value = slugify(name.value); });
   }
 
+  // --- The end of a session, and requests that fail ---------------------------------------
+  // live.js and console.js (their sockets close with 4401) and htmx requests sent to the
+  // login page all end here: the page stays as it is and says to sign in again, coming back
+  // to this page afterwards.
+  function loginPath() {
+    const link = document.querySelector("[data-session-ended] [data-sign-in]");
+    return link ? new URL(link.href, window.location.href).pathname : null;
+  }
+
+  window.portalSessionEnded = function () {
+    const banner = document.querySelector("[data-session-ended]");
+    if (!banner || !banner.hidden) return;
+    const link = banner.querySelector("[data-sign-in]");
+    link.href = loginPath() + "?next=" + encodeURIComponent(window.location.pathname + window.location.search);
+    banner.hidden = false;
+    document.body.dispatchEvent(new CustomEvent("portal:session-ended", { bubbles: true }));
+  };
+
+  function goesToLogin(xhr) {
+    const login = loginPath();
+    if (!login) return false;
+    const redirect = xhr.getResponseHeader("HX-Redirect");
+    // A plain redirect is followed inside the request: the login page would land in a fragment.
+    const target = redirect || xhr.responseURL;
+    return Boolean(target) && new URL(target, window.location.href).pathname === login;
+  }
+
+  function isPlainText(xhr) {
+    return (xhr.getResponseHeader("Content-Type") || "").indexOf("text/plain") === 0;
+  }
+
+  // Capturing on window runs before every listener on the document: with DEBUG on,
+  // django-htmx's would replace the whole page with the response of a failed request.
+  window.addEventListener("htmx:beforeOnLoad", function (event) {
+    const xhr = event.detail.xhr;
+    if (goesToLogin(xhr)) {
+      event.preventDefault();
+      event.stopPropagation();
+      window.portalSessionEnded();
+    } else if (xhr.status >= 400 && isPlainText(xhr)) {
+      event.stopPropagation();  // the portal's one sentence: a toast says it (below)
+    }
+  }, true);
+
+  const REQUEST_FAILED = {
+    403: "You are not allowed to do this.",
+    404: "This is no longer here: it may have been deleted.",
+  };
+
+  function toastOnce(level, text) {
+    const shown = Array.prototype.some.call(document.querySelectorAll("#toasts .toast p"), function (p) {
+      return p.textContent === text;
+    });
+    if (!shown) window.portalToast(level, text);
+  }
+
+  document.addEventListener("htmx:responseError", function (event) {
+    const xhr = event.detail.xhr;
+    const said = isPlainText(xhr) ? xhr.responseText.trim().slice(0, 300) : "";
+    toastOnce("error", said || REQUEST_FAILED[xhr.status] ||
+      "Something went wrong on our side. Please try again in a moment.");
+  });
+
+  document.addEventListener("htmx:sendError", function () {
+    toastOnce("error", "The portal could not be reached. Check your connection and try again.");
+  });
+
   // --- Event wiring ------------------------------------------------------------------------
   document.addEventListener("click", function (event) {
     const target = event.target;

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
+from django.contrib.sessions.models import Session
 from django.test import Client
 
 from butler_portal.asgi import application
@@ -93,10 +94,50 @@ def world() -> World:
     )
 
 
-async def test_anonymous_is_refused_before_accept(world: World) -> None:
-    async with socket("acme", None) as (_, connected, code):
-        assert not connected
-        assert code == CLOSE_UNAUTHENTICATED
+async def first_message_is_the_close(communicator: WebsocketCommunicator) -> int:
+    """The code of a socket accepted only to be closed: nothing else was ever sent."""
+    message = await communicator.receive_output(timeout=5)
+    assert message["type"] == "websocket.close", f"{message} came before the close"
+    code: int = message["code"]
+    return code
+
+
+async def test_anonymous_is_told_to_sign_in_and_hears_nothing(world: World) -> None:
+    # Accepted only to close with 4401: a refused handshake reaches a browser as 1006, which
+    # it cannot tell from a server that is down (an open page would retry forever).
+    async with socket("acme", None) as (communicator, connected, _):
+        assert connected
+        assert await first_message_is_the_close(communicator) == CLOSE_UNAUTHENTICATED
+        await sync_to_async(send_tenant_event)(world.acme.pk, "cluster.changed", 1)
+        assert await communicator.receive_nothing(timeout=0.3)
+
+
+async def test_a_page_whose_session_ended_is_told_to_sign_in_again(world: World) -> None:
+    async with socket("acme", world.bob) as (communicator, connected, _):
+        assert connected
+        await communicator.receive_json_from(timeout=5)  # hello
+        await Session.objects.all().adelete()  # signed out elsewhere, expired, cleared
+
+        await communicator.send_json_to({"kind": "ping"})
+
+        assert await communicator.receive_output(timeout=5) == {
+            "type": "websocket.close",
+            "code": CLOSE_UNAUTHENTICATED,
+        }
+
+
+async def test_reconnecting_after_the_session_ended_is_told_to_sign_in_again(
+    world: World,
+) -> None:
+    cookie = await sync_to_async(session_cookie_for)(world.bob)
+    await Session.objects.all().adelete()  # e.g. the server restarted with sessions gone
+    communicator = WebsocketCommunicator(
+        application, "/ws/tenants/acme/", headers=[ORIGIN, (b"cookie", cookie)]
+    )
+    connected, _ = await communicator.connect(timeout=5)
+    assert connected
+    assert await first_message_is_the_close(communicator) == CLOSE_UNAUTHENTICATED
+    await communicator.disconnect()
 
 
 @pytest.mark.parametrize("persona", ["bob", "carol", "oscar", "audrey"])
@@ -146,15 +187,15 @@ async def test_a_foreign_origin_is_refused(world: World) -> None:
         assert not connected
 
 
-async def test_a_disabled_account_is_refused(world: World) -> None:
+async def test_a_disabled_account_is_signed_out(world: World) -> None:
     bob = world.bob
     cookie = await sync_to_async(session_cookie_for)(bob)
     await User.objects.filter(pk=bob.pk).aupdate(is_active=False)
     communicator = WebsocketCommunicator(
         application, "/ws/tenants/acme/", headers=[ORIGIN, (b"cookie", cookie)]
     )
-    connected, _ = await communicator.connect(timeout=5)
-    assert not connected
+    await communicator.connect(timeout=5)
+    assert await first_message_is_the_close(communicator) == CLOSE_UNAUTHENTICATED
     await communicator.disconnect()
 
 
@@ -182,14 +223,19 @@ async def test_ping_gets_a_pong(world: World) -> None:
 PLATFORM = "/ws/platform/"
 
 
-@pytest.mark.parametrize("persona", [None, "bob", "carol", "nobody"])
+@pytest.mark.parametrize("persona", ["bob", "carol", "nobody"])
 async def test_the_platform_channel_is_for_operators_and_auditors_only(
-    world: World, persona: str | None
+    world: World, persona: str
 ) -> None:
-    user = world.user(persona) if persona else None
-    async with socket_at(PLATFORM, user) as (_, connected, code):
+    async with socket_at(PLATFORM, world.user(persona)) as (_, connected, code):
         assert not connected
-        assert code == (CLOSE_FORBIDDEN if user else CLOSE_UNAUTHENTICATED)
+        assert code == CLOSE_FORBIDDEN
+
+
+async def test_the_platform_channel_tells_the_signed_out_to_sign_in(world: World) -> None:
+    async with socket_at(PLATFORM, None) as (communicator, connected, _):
+        assert connected
+        assert await first_message_is_the_close(communicator) == CLOSE_UNAUTHENTICATED
 
 
 @pytest.mark.parametrize("persona", ["oscar", "audrey"])

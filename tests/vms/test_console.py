@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
+from django.contrib.sessions.models import Session
 
 from butler_portal.asgi import application
 from butler_portal.kube.adapter import KubeClient
@@ -97,9 +98,15 @@ async def communicator_for(path: str, user: User | None) -> WebsocketCommunicato
 
 @asynccontextmanager
 async def console(path: str, user: User | None) -> AsyncIterator[WebsocketCommunicator]:
-    """A socket the portal accepted (a session, or a refusal about the moment, 4409/4502,
-    which comes after accept so that the browser sees its code and reason)."""
-    communicator = await communicator_for(path, user)
+    """A socket the portal accepted (a session, a signed-out caller told 4401, or a refusal
+    about the moment, 4409/4502: all come after accept so that the browser sees the code)."""
+    async with console_of(await communicator_for(path, user)) as communicator:
+        yield communicator
+
+
+@asynccontextmanager
+async def console_of(communicator: WebsocketCommunicator) -> AsyncIterator[WebsocketCommunicator]:
+    """``console`` for a socket whose cookie was taken earlier."""
     connected, _ = await communicator.connect(timeout=TIMEOUT)
     assert connected
     try:
@@ -166,7 +173,6 @@ async def test_whoever_may_operate_gets_the_login_prompt_and_can_type(
 @pytest.mark.parametrize(
     ("persona", "tenant", "code"),
     [
-        (None, "acme", CLOSE_UNAUTHENTICATED),
         ("carol", "acme", CLOSE_FORBIDDEN),  # viewer
         ("audrey", "acme", CLOSE_FORBIDDEN),  # auditor
         ("gina", "acme", CLOSE_NOT_FOUND),  # another tenant's
@@ -178,14 +184,33 @@ async def test_anyone_else_is_refused_before_anything_connects_upstream(
     guest: Guest,
     upstream: SubresourceServer,
     personas: dict[str, User],
-    persona: str | None,
+    persona: str,
     tenant: str,
     code: int,
 ) -> None:
-    user = personas[persona] if persona else None
-
     path = guest.path.replace("/acme/", f"/{tenant}/")
-    assert await refused_handshake(path, user) == code
+    assert await refused_handshake(path, personas[persona]) == code
+
+    assert upstream.console_requests == 0
+    assert await sync_to_async(console_events)(guest.vm) == []
+
+
+@pytest.mark.k8s
+async def test_a_page_whose_session_ended_is_told_to_sign_in_again(
+    guest: Guest, upstream: SubresourceServer, bob: User
+) -> None:
+    # Accepted only to close with 4401 (a refused handshake looks like a server that is
+    # down): the page asks to sign in instead of offering Reconnect for ever.
+    communicator = await communicator_for(guest.path, bob)
+    await Session.objects.all().adelete()
+
+    async with console(guest.path, None) as signed_out, console_of(communicator) as ended:
+        for browser in (signed_out, ended):
+            assert await browser.receive_output(timeout=TIMEOUT) == {
+                "type": "websocket.close",
+                "code": CLOSE_UNAUTHENTICATED,
+                "reason": "Sign in to use the console.",
+            }
 
     assert upstream.console_requests == 0
     assert await sync_to_async(console_events)(guest.vm) == []
