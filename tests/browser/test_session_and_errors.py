@@ -11,11 +11,12 @@ from typing import Any
 import pytest
 from django.contrib.sessions.models import Session
 from playwright.sync_api import Locator, Page, expect
+from pytest_django.fixtures import Settings as SettingsWrapper
 
 from butler_portal.kube.adapter import KubeClient
 from butler_portal.realtime import send_tenant_event
 from butler_portal.simulator import Simulator
-from tenants.models import Tenant, User
+from tenants.models import Membership, Tenant, User
 from tenants.owned import namespace_of
 from tests.browser.conftest import artifacts_dir
 from tests.conftest import PASSWORD
@@ -114,6 +115,28 @@ def test_another_tenants_address_and_a_missing_page_are_the_portals_own(
     expect(page.get_by_role("heading", name="Nothing here")).to_be_visible()
     expect(page.locator("body")).not_to_contain_text("Globex")
     expect(page.locator("body")).not_to_contain_text("URLconf")
+
+
+def test_an_htmx_request_refused_says_why_in_a_toast_and_keeps_the_page(
+    acme: Tenant,
+    bob: User,
+    browser_page: Page,
+    login_as: Callable[..., None],
+    settings: SettingsWrapper,
+) -> None:
+    # With DEBUG on, as in the embedded mode: django-htmx's debug script would replace the
+    # whole page with the response of a failed request.
+    settings.DEBUG = True
+    page = browser_page
+    login_as("bob", next_path="/t/acme/vms/")
+    expect(page.get_by_role("heading", name="Virtual machines", level=1)).to_be_visible()
+
+    # bob becomes a viewer while his page is open (no live event tells it).
+    Membership.objects.filter(tenant=acme, user=bob).update(role="viewer")
+    page.get_by_role("button", name="Stop").click()
+
+    expect(page.locator("#toasts")).to_contain_text("Your role in this tenant is read-only.")
+    expect(page.get_by_role("heading", name="Virtual machines", level=1)).to_be_visible()
 
 
 @pytest.mark.k8s
