@@ -968,7 +968,12 @@ def _deleting_words(facts: Facts) -> str:
 
 
 def action_finished(desired: Desired, facts: Facts) -> bool:
-    """Whether Kubernetes reports the action the person asked for done."""
+    """Whether Kubernetes reports the action the person asked for done.
+
+    Scaling, upgrading and waking end once Cluster API, too, calls the cluster available:
+    its summary lags the objects it sums up, and ending before it would show "Degraded" for
+    a moment at the end of every action.
+    """
     action = desired.action
     if action == DELETE:
         return False  # the cluster's row goes once Kubernetes lets go of it
@@ -976,6 +981,12 @@ def action_finished(desired: Desired, facts: Facts) -> bool:
         return not desired.hibernated or _asleep(facts)
     if desired.hibernated:
         return True  # hibernating took over
+    return _action_work_done(desired, facts) and bool(facts.cluster and facts.cluster.available)
+
+
+def _action_work_done(desired: Desired, facts: Facts) -> bool:
+    """Whether the objects an action changes report it done (Cluster API's summary aside)."""
+    action = desired.action
     if action == SCALE:
         return _workers_ok(desired, facts)
     if action == UPGRADE:
@@ -1053,6 +1064,11 @@ def phase_of(desired: Desired, facts: Facts, steps: Sequence[Step]) -> tuple[str
     if desired.action in action_phases:
         if failed:
             return action_phases[desired.action], _trouble(failed)
+        if _action_work_done(desired, facts):
+            waiting = "Almost done: waiting for Cluster API to report the cluster available."
+            return action_phases[desired.action], Said(
+                waiting, explain(unavailable, fallback="").raw
+            )
         words = {UPGRADE: _upgrade_words, WAKE: _waking_words, SCALE: _scaling_words}
         return action_phases[desired.action], Said(words[desired.action](desired, facts))
 

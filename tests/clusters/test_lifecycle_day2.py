@@ -516,3 +516,18 @@ def test_within_one_action_a_done_step_stays_done_unless_it_fails() -> None:
 
     failing = [Step("upgrade-worker-0", "Worker 1", 100, STEP_FAILED, "It broke")]
     assert [step.state for step in hold_progress(failing, before)] == [STEP_FAILED]
+
+
+def test_an_action_ends_once_cluster_api_too_calls_the_cluster_available() -> None:
+    # Cluster API's summary lags the workers it sums up: still scaling, not "Degraded".
+    lagging = "* WorkersAvailable: * MachineDeployment demo-md-0: Available is not True"
+    objects = [
+        capi_cluster(available="False", available_message=lagging),
+        *ready_cluster_objects(workers=3)[1:],
+    ]
+
+    picture = derive(replace(ONCE_READY, worker_count=3, action=SCALE), objects)
+
+    assert (picture.phase, picture.action) == (SCALING, SCALE)
+    assert picture.reason == "Almost done: waiting for Cluster API to report the cluster available."
+    assert picture.reason_raw.startswith("WorkersAvailable:")
