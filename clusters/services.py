@@ -59,8 +59,12 @@ def _locked(cluster: Cluster) -> Cluster:
     )
 
 
-def _require(cluster: Cluster, action: str, field: str = NON_FIELD_ERRORS) -> None:
-    ensure_tenant_allows(cluster.tenant, action)
+def _require(
+    cluster: Cluster, action: str, field: str = NON_FIELD_ERRORS, *, tenant_action: str = ""
+) -> None:
+    """Refuse ``action`` when the tenant's state (asked as ``tenant_action`` when the rule
+    tells its directions apart) or the cluster's own state does not allow it."""
+    ensure_tenant_allows(cluster.tenant, tenant_action or action)
     refusal = cluster_action_refusal(cluster, action)
     if refusal:
         raise ValidationError({field: refusal}, code="invalid_state")
@@ -282,7 +286,9 @@ def cluster_wake(*, actor: Actor, cluster: Cluster) -> Cluster:
 @transaction.atomic
 def cluster_set_protection(*, actor: Actor, cluster: Cluster, enabled: bool) -> Cluster:
     locked = _locked(cluster)
-    _require(locked, "protection", "deletion_protection")
+    # Off is the way to deleting, which a suspended tenant may do; on is a change it may not.
+    direction = "protect" if enabled else "unprotect"
+    _require(locked, "protection", "deletion_protection", tenant_action=direction)
     if locked.deletion_protection == enabled:
         return locked
     locked.deletion_protection = enabled

@@ -202,9 +202,13 @@ def tenant_network_retry(*, actor: Actor, tenant: Tenant) -> TenantNetwork:
     return network
 
 
-#: What a suspended tenant may still do with what it has: give resources back (stop a VM,
-#: hibernate a cluster, withdraw a VM's ports, delete), never take more or change anything.
-ALLOWED_WHILE_SUSPENDED = frozenset({"stop", "hibernate", "unexpose", "delete"})
+#: What a suspended tenant may still do with what it has: look (a VM's console, a cluster's
+#: kubeconfig) and give resources back (stop a VM, hibernate a cluster, withdraw a VM's ports,
+#: turn a cluster's deletion protection off to delete it, delete), never take more or change
+#: anything else. The banner of templates/components/tenant_state_banner.html says it.
+ALLOWED_WHILE_SUSPENDED = frozenset(
+    {"console", "kubeconfig", "stop", "hibernate", "unexpose", "unprotect", "delete"}
+)
 
 
 def suspension_refusal(tenant: Tenant, action: str) -> str:

@@ -33,6 +33,7 @@ from clusters.services import (
 )
 from clusters.spec import ClusterSpec
 from tenants.api.serializers import ServiceModelSerializer, TenantSlugField, username_field
+from tenants.services import suspension_refusal
 
 CLUSTER_ACTIONS = list(ACTION_RULES)
 
@@ -113,7 +114,8 @@ class ClusterSerializer(ServiceModelSerializer):
     )
     created_by = username_field()
     allowed_actions = serializers.SerializerMethodField(
-        help_text="Day-2 actions the cluster's state allows now (the caller's role aside)."
+        help_text="Day-2 actions the cluster's state and its tenant's allow now "
+        "(the caller's role aside)."
     )
     timeline = ClusterStepSerializer(source="steps", many=True, read_only=True)
 
@@ -167,7 +169,15 @@ class ClusterSerializer(ServiceModelSerializer):
 
     @extend_schema_field(serializers.ListField(child=serializers.ChoiceField(CLUSTER_ACTIONS)))
     def get_allowed_actions(self, cluster: Cluster) -> list[str]:
-        return sorted(cluster_allowed_actions(cluster))
+        # The tenant's rule tells protection's directions apart: off leads to deleting.
+        direction = "unprotect" if cluster.deletion_protection else "protect"
+        return sorted(
+            action
+            for action in cluster_allowed_actions(cluster)
+            if not suspension_refusal(
+                cluster.tenant, direction if action == "protection" else action
+            )
+        )
 
 
 def spec_from(data: Mapping[str, Any]) -> ClusterSpec:

@@ -281,7 +281,11 @@ def day2_offers(cluster: Cluster) -> list[ActionOffer]:
 
 def protection_offer(cluster: Cluster) -> ActionOffer:
     key = "unprotect" if cluster.deletion_protection else "protect"
-    return _offer(cluster, key, refusal=_state_refusal(cluster, "protection"))
+    # The tenant's rule tells the directions apart (off leads to deleting), the cluster's not.
+    refusal = tenant_state_refusal(cluster.tenant, key) or cluster_action_refusal(
+        cluster, "protection"
+    )
+    return _offer(cluster, key, refusal=refusal)
 
 
 def delete_offer(cluster: Cluster) -> ActionOffer:

@@ -15,6 +15,7 @@ from rest_framework import serializers
 from butler_portal.lifecycle import STEP_ACTIVE, STEP_DONE, STEP_FAILED, STEP_PENDING
 from clusters.models import InstanceType
 from tenants.api.serializers import ServiceModelSerializer, TenantSlugField, username_field
+from tenants.services import suspension_refusal
 from vms.lifecycle import ACTIONS
 from vms.models import (
     RunStrategy,
@@ -179,7 +180,7 @@ class VirtualMachineSerializer(ServiceModelSerializer):
     )
     created_by = username_field()
     allowed_actions = serializers.SerializerMethodField(
-        help_text="Actions the VM's state allows now (the caller's role aside)."
+        help_text="Actions the VM's state and its tenant's allow now (the caller's role aside)."
     )
     timeline = serializers.SerializerMethodField()
 
@@ -257,7 +258,9 @@ class VirtualMachineSerializer(ServiceModelSerializer):
 
     @extend_schema_field(serializers.ListField(child=serializers.ChoiceField(list(ACTIONS))))
     def get_allowed_actions(self, vm: VirtualMachine) -> list[str]:
-        return sorted(vm_allowed_actions(vm))
+        return sorted(
+            action for action in vm_allowed_actions(vm) if not suspension_refusal(vm.tenant, action)
+        )
 
     @extend_schema_field(StepSerializer(many=True))
     def get_timeline(self, vm: VirtualMachine) -> Any:

@@ -252,7 +252,7 @@ def vm_actions(vm: VirtualMachine, access: TenantAccess) -> VMActions:
 
     # A suspended tenant may only give back (stop, delete, withdraw ports) and look (console).
     def refused(key: str) -> str:
-        return "" if key == "console" else tenant_state_refusal(vm.tenant, key)
+        return tenant_state_refusal(vm.tenant, key)
 
     def offered(keys: Iterable[str]) -> list[ActionOffer]:
         return [
