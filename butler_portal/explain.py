@@ -386,6 +386,13 @@ KNOWN: Sequence[Known] = (
         FAILURE,
     ),
     _known(
+        r"ValidatingAdmissionPolicy '[^']*' with binding '[^']*' denied request: "
+        r"(?!failed expression)(?P<why>.+)",
+        # The policy's message is the operators' own sentence for the tenants.
+        lambda m: f"A rule of the platform refused it: {m['why'].strip().rstrip('.')}.",
+        FAILURE,
+    ),
+    _known(
         r"admission webhook \"[^\"]+\" denied the request|denied request",
         f"A rule of the platform refused it. {ASK_OPERATORS}",
         FAILURE,

@@ -17,6 +17,7 @@ from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.utils import timezone
 
+from butler_portal.explain import Said, explain
 from butler_portal.kube.errors import Invalid, KubeError, NotFound
 from butler_portal.kube.served import RETRYABLE_ERRORS, waiting_reason
 from butler_portal.realtime import publish_tenant_event
@@ -38,6 +39,14 @@ from tenants.signals import tenant_namespace_applied
 logger = logging.getLogger(__name__)
 
 NETWORK_EVENT = "network.changed"
+
+#: What a failed network says when Kubernetes' words are not known (``explain``): the
+#: operators fix it and retry, nothing in the tenant can.
+REJECTED = (
+    "Kubernetes did not accept the network's settings. The platform operators need to fix them."
+)
+REFUSED = "Kubernetes refused to set up the network. The platform operators need to look at it."
+SUBNET_FAILED = "The subnet could not be set up. The platform operators need to look at it."
 
 
 def namespace_for(slug: str) -> str:
@@ -170,7 +179,7 @@ def network_apply(*, tenant_id: int) -> None:
         return
     client = kube_client()
     if client is None:
-        _record(tenant, TenantNetwork.State.PENDING, "No Kubernetes cluster is configured.")
+        _record(tenant, TenantNetwork.State.PENDING, Said("No Kubernetes cluster is configured."))
         return
     plan = tenant_plan(tenant)
     try:
@@ -186,12 +195,16 @@ def network_apply(*, tenant_id: int) -> None:
         raise
     except Invalid as error:
         _record(
-            tenant, TenantNetwork.State.FAILED, f"Kubernetes rejected the network: {error.summary}"
+            tenant,
+            TenantNetwork.State.FAILED,
+            explain(error.summary, fallback=REJECTED) or Said(REJECTED),
         )
         return
     except KubeError as error:
         _record(
-            tenant, TenantNetwork.State.FAILED, f"Kubernetes refused the network: {error.message}"
+            tenant,
+            TenantNetwork.State.FAILED,
+            explain(error.message, fallback=REFUSED) or Said(REFUSED),
         )
         return
     first_time = TenantNetwork.objects.filter(tenant=tenant, applied_at__isnull=True).exists()
@@ -258,7 +271,9 @@ def network_observe(*, kind: str, obj: dict[str, Any]) -> int | None:
         updates["subnet_available_ips"] = status.get("v4availableIPs")
         updates["subnet_used_ips"] = status.get("v4usingIPs")
         if error.get("status") == "True":
-            updates["message"] = f"Subnet error: {error.get('message') or error.get('reason')}"
+            said = explain(error.get("message") or error.get("reason"), fallback=SUBNET_FAILED)
+            logger.warning("tenant network %s: Kube-OVN reports: %s", name, said.raw)
+            updates["message"] = said.text
     elif kind == "IPAddressPool":
         updates["address_pool_ready"] = "availableIPv4" in status
         updates["lb_assigned_ips"] = status.get("assignedIPv4")
@@ -310,8 +325,11 @@ def _derived_state(network: TenantNetwork) -> str:
     return state
 
 
-def _record(tenant: Tenant, state: str, message: str) -> None:
-    logger.warning("tenant %s network %s: %s", tenant.slug, state, message)
+def _record(tenant: Tenant, state: str, said: Said) -> None:
+    """Store the state and why in plain words; Kubernetes' own words go to the log, for the
+    operators who fix it."""
+    logger.warning("tenant %s network %s: %s", tenant.slug, state, said.raw or said.text)
+    message = said.text
     network = TenantNetwork.objects.filter(tenant=tenant).values("pk", "state").first()
     if network is None:
         return

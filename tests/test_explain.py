@@ -401,6 +401,18 @@ CASES: list[tuple[str, str, str]] = [
         "A rule of the platform refused it. The platform operators need to look at it.",
     ),
     (
+        "admission policy with the operators' message",
+        "Kubernetes rejected Service web: ValidatingAdmissionPolicy 'no-telnet' with binding "
+        "'no-telnet' denied request: telnet is not allowed here",
+        "A rule of the platform refused it: telnet is not allowed here.",
+    ),
+    (
+        "admission policy without a message",
+        "ValidatingAdmissionPolicy 'no-telnet' with binding 'no-telnet' denied request: failed "
+        "expression: object.spec.ports.all(p, p.port != 23)",
+        "A rule of the platform refused it. The platform operators need to look at it.",
+    ),
+    (
         "schema",
         "Vpc.kubeovn.io tenant-acme: spec.namespaces: Invalid value: 5: must be a list",
         "Kubernetes did not accept its settings. The platform operators need to look at it.",

@@ -6,6 +6,9 @@ about a VM; ``derive_state`` combines the stored facts with what the tenant aske
 the portal state and, unless all is well, the reason in plain words; ``timeline`` draws the
 steps from request to running; ``allowed_actions`` says which actions (power, retry,
 ports, console) the state allows (the API, the UI and the services all ask it).
+
+The facts keep what the controllers said in their own words; the reason and the steps say it
+in the portal's (``butler_portal.explain``), with those words beside them as ``raw``.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from butler_portal.explain import Said, explain
 from butler_portal.lifecycle import (
     STEP_ACTIVE,
     STEP_DONE,
@@ -34,22 +38,42 @@ STOPPING, STOPPED, PAUSED, ERROR = "stopping", "stopped", "paused", "error"
 FAILED, DELETING, UNKNOWN = "failed", "deleting", "unknown"
 ALWAYS, HALTED = "Always", "Halted"
 
-# printableStatus values (STATUS.md §3) and how each reads when it is an error.
+ASK_OPERATORS = "Ask the platform operators if it stays so."
+# printableStatus values (STATUS.md §3) and how each reads when it is an error (unless the
+# controller's explanation says more): what is wrong, and what to do.
 ERROR_WORDS: dict[str, str] = {
-    "ErrorUnschedulable": "No node can run it",
-    "ErrorPvcNotFound": "Its disk's volume claim is missing",
-    "DataVolumeError": "Importing its disk image failed",
-    "ErrImagePull": "Its image could not be pulled",
-    "ImagePullBackOff": "Its image could not be pulled",
-    "CrashLoopBackOff": "It keeps failing to start",
+    "ErrorUnschedulable": (
+        "No node can run it right now. Choose a smaller size, or ask the platform operators "
+        "for room."
+    ),
+    "ErrorPvcNotFound": (
+        "Its disk's volume is missing. Delete the virtual machine and create it again."
+    ),
+    "DataVolumeError": (
+        "Importing its disk image failed. Delete the virtual machine and create it again; ask "
+        "the platform operators if it keeps failing."
+    ),
+    "ErrImagePull": "Its image could not be downloaded. " + ASK_OPERATORS,
+    "ImagePullBackOff": "Its image could not be downloaded. " + ASK_OPERATORS,
+    "CrashLoopBackOff": (
+        "It keeps failing to start; KubeVirt tries again after a pause. Check its cloud-init "
+        "user data, or stop it."
+    ),
 }
+OTHER_ERROR = "KubeVirt reports a problem with it. " + ASK_OPERATORS
+#: Kubernetes did not take the VM's objects, for a reason ``explain`` does not know.
+REFUSED = (
+    "Kubernetes did not accept the virtual machine as asked. Retry it, or delete it and "
+    "create it with other settings; ask the platform operators if it keeps failing."
+)
+RESTART_PENDING = "A change takes effect at the next restart."
 STARTING_WORDS: dict[str, str] = {
     "Starting": "Starting the instance.",
     "WaitingForVolumeBinding": "Waiting for its disk's volume to be bound.",
     "WaitingForReceiver": "Waiting to receive a migration.",
 }
 DISK_WORDS: dict[str, str] = {
-    "": "Waiting for CDI to create its disk.",
+    "": "Waiting for its disk to be created.",
     "Pending": "Waiting for its disk's volume.",
     "PVCBound": "Its disk's volume is bound; the import starts next.",
     "WaitForFirstConsumer": "Its disk is provisioned once the VM is scheduled.",
@@ -95,7 +119,7 @@ def read_virtual_machine(obj: Manifest) -> VMFacts:
         message = f"{message} ({failures} failed starts so far)"
     restart = conditions.get("RestartRequired")
     if not message and restart and restart.is_true:
-        message = "A change takes effect at the next restart."
+        message = RESTART_PENDING
     return VMFacts(
         printable_status=str(status.get("printableStatus") or ""),
         ready=bool(status.get("ready")),
@@ -200,79 +224,104 @@ class Observed:
     disk_message: str = ""
 
 
-def disk_words(observed: Observed) -> str:
+def disk_words(observed: Observed) -> Said:
     """Where the root disk's import stands, in words (with its progress)."""
     phase = observed.disk_phase
     if phase in DISK_IN_PROGRESS:
         verb = "Cloning" if phase == "CloneInProgress" else "Importing"
         progress = f": {observed.disk_progress}" if observed.disk_progress else ""
-        return f"{verb} the disk image{progress}."
+        return Said(f"{verb} the disk image{progress}.")
     if phase == DISK_FAILED:
-        detail = f": {observed.disk_message}" if observed.disk_message else "."
-        return f"Importing the disk image failed{detail}"
+        said = explain(observed.disk_message, fallback=ERROR_WORDS["DataVolumeError"])
+        return said or Said(ERROR_WORDS["DataVolumeError"], phase)
     if phase == DISK_DONE:
-        return "Disk ready."
-    return DISK_WORDS.get(phase, f"Preparing its disk ({phase}).")
+        return Said("Disk ready.")
+    if phase in DISK_WORDS:
+        return Said(DISK_WORDS[phase])
+    return Said("Preparing its disk.", phase)
 
 
-def _error_reason(observed: Observed) -> str:
+def _error_reason(observed: Observed) -> Said:
+    """What is wrong, in the controller's explanation if it is known, else in the words of
+    its status; the raw text names the status and says what the controller said."""
     status = observed.printable_status
-    words = ERROR_WORDS.get(status, f"KubeVirt reports {status}")
     detail = observed.status_message
     if status == "DataVolumeError":
         detail = observed.disk_message or detail
-    return f"{words}: {detail}" if detail else f"{words}."
+    words = ERROR_WORDS.get(status, OTHER_ERROR)
+    said = explain(detail, fallback=words)
+    return Said(said.text or words, f"{status}: {said.raw}" if said.raw else status)
 
 
 def is_error_status(printable_status: str) -> bool:
     return printable_status in ERROR_WORDS or printable_status.startswith("Error")
 
 
-def derive_state(desired: Desired, observed: Observed) -> tuple[str, str]:
+def _running_reason(observed: Observed) -> Said:
+    """Nothing to say of a running VM, unless a change waits for a restart or KubeVirt
+    reports a problem."""
+    if observed.status_message in {"", RESTART_PENDING}:
+        return Said(observed.status_message)
+    return explain(observed.status_message, fallback=OTHER_ERROR)
+
+
+def derive_state(desired: Desired, observed: Observed) -> tuple[str, Said]:
     """The portal state and, unless all is well, what it waits for or what is wrong."""
     if desired.deleting:
-        return DELETING, "Deleting the virtual machine and its disk."
-    if desired.apply_error and not desired.applied:
-        return FAILED, desired.apply_error
+        return DELETING, Said("Deleting the virtual machine and its disk.")
+    refusal = explain(desired.apply_error, fallback=REFUSED)
+    if refusal and not desired.applied:
+        return FAILED, refusal
     if not desired.applied:
-        return PENDING, "Queued for provisioning."
-    if desired.apply_error:
+        return PENDING, Said("Queued for provisioning.")
+    if refusal:
         # The VM exists; a later change of it was refused (and may be tried again).
-        return ERROR, f"The last change was refused. {desired.apply_error}"
+        return ERROR, Said(f"The last change was refused. {refusal.text}", refusal.raw)
     status = observed.printable_status
     stopping_asked = desired.run_strategy == HALTED
     if status == "Terminating":
-        return DELETING, "KubeVirt is deleting the virtual machine."
+        return DELETING, Said("KubeVirt is deleting the virtual machine.")
     if status == "Stopping" or (
         stopping_asked and status in {"Running", "Migrating", "Starting", "Paused"}
     ):
-        return STOPPING, "Shutting the guest down."
+        return STOPPING, Said("Shutting the guest down.")
     if status in {"Running", "Migrating"}:
         if not observed.ready:
-            return STARTING, "Booting: waiting for the guest to become ready."
+            return STARTING, Said("Booting: waiting for the guest to become ready.")
         if status == "Migrating":
-            return RUNNING, "Live-migrating to another node."
-        return RUNNING, observed.status_message
+            return RUNNING, Said("Live-migrating to another node.")
+        return RUNNING, _running_reason(observed)
     if status == "Paused":
-        return PAUSED, "Paused."
+        return PAUSED, Said("Paused.")
     if is_error_status(status):
         return ERROR, _error_reason(observed)
     if status == "Provisioning":
         return PROVISIONING, disk_words(observed)
     if status in STARTING_WORDS:
-        return STARTING, STARTING_WORDS[status]
+        return STARTING, Said(STARTING_WORDS[status])
     if status == "Stopped":
         if stopping_asked:
-            return STOPPED, ""
-        return STARTING, "Starting the instance."
+            return STOPPED, Said("")
+        return STARTING, Said("Starting the instance.")
     if status == "Unknown":
-        return UNKNOWN, "KubeVirt cannot tell the state of the virtual machine."
+        return UNKNOWN, Said("KubeVirt cannot tell the state of the virtual machine.")
     if not status:
-        return PROVISIONING, "Waiting for KubeVirt to pick up the virtual machine."
-    return UNKNOWN, f"KubeVirt reports {status}."
+        return PROVISIONING, Said("Waiting for KubeVirt to pick up the virtual machine.")
+    return UNKNOWN, Said(
+        "KubeVirt reports a state the portal does not know. " + ASK_OPERATORS, status
+    )
 
 
 # --- Timeline -------------------------------------------------------------------------------
+
+
+NOTHING_SAID = Said("")
+
+
+def _step(
+    key: str, label: str, position: int, state: str = STEP_PENDING, said: Said = NOTHING_SAID
+) -> Step:
+    return Step(key, label, position, state, said.text, said.raw)
 
 
 def timeline(desired: Desired, observed: Observed, state: str) -> list[Step]:
@@ -281,38 +330,48 @@ def timeline(desired: Desired, observed: Observed, state: str) -> list[Step]:
     disk = observed.disk_phase
     disk_done = disk == DISK_DONE or bool(observed.node_name and not disk)
     if disk == DISK_FAILED:
-        disk_step = Step("disk", "Disk imported", 10, STEP_FAILED, disk_words(observed))
+        disk_step = _step("disk", "Disk imported", 10, STEP_FAILED, disk_words(observed))
     elif disk_done:
-        disk_step = Step("disk", "Disk imported", 10, STEP_DONE)
+        disk_step = _step("disk", "Disk imported", 10, STEP_DONE)
     elif applied:
-        disk_step = Step("disk", "Disk imported", 10, STEP_ACTIVE, disk_words(observed))
+        disk_step = _step("disk", "Disk imported", 10, STEP_ACTIVE, disk_words(observed))
     else:
-        disk_step = Step("disk", "Disk imported", 10, STEP_PENDING, "Queued for provisioning.")
+        disk_step = _step("disk", "Disk imported", 10, said=Said("Queued for provisioning."))
 
     if observed.node_name:
-        scheduled = Step("scheduled", "Scheduled", 20, STEP_DONE, f"On {observed.node_name}")
+        scheduled = _step("scheduled", "Scheduled", 20, STEP_DONE, Said(f"On {observed.node_name}"))
     elif observed.printable_status == "ErrorUnschedulable":
-        scheduled = Step("scheduled", "Scheduled", 20, STEP_FAILED, _error_reason(observed))
+        scheduled = _step("scheduled", "Scheduled", 20, STEP_FAILED, _error_reason(observed))
     elif disk_done and desired.run_strategy == ALWAYS:
-        scheduled = Step("scheduled", "Scheduled", 20, STEP_ACTIVE, "Finding a node to run it.")
+        scheduled = _step(
+            "scheduled", "Scheduled", 20, STEP_ACTIVE, Said("Finding a node to run it.")
+        )
     else:
-        scheduled = Step("scheduled", "Scheduled", 20)
+        scheduled = _step("scheduled", "Scheduled", 20)
 
     if state == RUNNING:
-        booted = Step("running", "Guest running", 30, STEP_DONE)
+        booted = _step("running", "Guest running", 30, STEP_DONE)
     elif state == ERROR and observed.node_name:
-        booted = Step("running", "Guest running", 30, STEP_FAILED, _error_reason(observed))
+        booted = _step("running", "Guest running", 30, STEP_FAILED, _error_reason(observed))
     elif observed.node_name and desired.run_strategy == ALWAYS:
-        booted = Step("running", "Guest running", 30, STEP_ACTIVE, "Booting.")
+        booted = _step("running", "Guest running", 30, STEP_ACTIVE, Said("Booting."))
     else:
-        booted = Step("running", "Guest running", 30)
+        booted = _step("running", "Guest running", 30)
 
     if observed.ip_addresses:
-        address = Step("address", "Address assigned", 40, STEP_DONE, observed.ip_addresses[0])
+        address = _step(
+            "address", "Address assigned", 40, STEP_DONE, Said(observed.ip_addresses[0])
+        )
     elif observed.node_name and desired.run_strategy == ALWAYS:
-        address = Step("address", "Address assigned", 40, STEP_ACTIVE, "Waiting for Kube-OVN.")
+        address = _step(
+            "address",
+            "Address assigned",
+            40,
+            STEP_ACTIVE,
+            Said("Waiting for its address on the tenant network."),
+        )
     else:
-        address = Step("address", "Address assigned", 40)
+        address = _step("address", "Address assigned", 40)
     return [disk_step, scheduled, booted, address]
 
 

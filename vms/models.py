@@ -224,6 +224,9 @@ class VirtualMachine(models.Model):
     # Where it stands, derived from Kubernetes by the watcher (vms.status).
     state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
     reason = models.TextField(blank=True, help_text="What it waits for or what is wrong.")
+    reason_raw = models.TextField(
+        blank=True, help_text="What the controllers said behind the reason, in their words."
+    )
     apply_error = models.TextField(
         blank=True, help_text="Why Kubernetes refused the VM's objects (state Failed)."
     )
@@ -281,6 +284,40 @@ class VirtualMachine(models.Model):
     @property
     def has_user_data(self) -> bool:
         return bool(self.user_data_encrypted)
+
+
+class VMStep(models.Model):
+    """One step of a VM's timeline (disk, node, guest, address), with when it ran.
+
+    ``vms.status`` keeps these rows in step with what ``vms.lifecycle.timeline`` derives, so
+    the page can say when each step started and how long it took (as a cluster's does).
+    """
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Pending"
+        ACTIVE = "active", "In progress"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    vm = models.ForeignKey(VirtualMachine, on_delete=models.CASCADE, related_name="steps")
+    key = models.CharField(max_length=40)
+    label = models.CharField(max_length=120)
+    state = models.CharField(max_length=8, choices=State.choices, default=State.PENDING)
+    message = models.TextField(blank=True)
+    raw = models.TextField(blank=True, help_text="What the controllers said, in their words.")
+    position = models.PositiveIntegerField(default=0)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["position", "id"]
+        verbose_name = "VM step"
+        constraints = [
+            models.UniqueConstraint(fields=["vm", "key"], name="one_vm_step_per_key"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.label}: {self.state}"
 
 
 class VMServiceQuerySet(TenantOwnedQuerySet["VMService"]):

@@ -17,7 +17,6 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db.models import Prefetch, QuerySet
 
-from butler_portal.lifecycle import Step
 from clusters.models import InstanceType
 from clusters.selectors import offered_instance_types
 from tenants.access import Action, user_can
@@ -25,7 +24,7 @@ from tenants.models import QuotaClaim, Tenant
 from tenants.scoping import DENIED_MESSAGES
 from tenants.selectors import QuotaPreview, quota_preview
 from vms.lifecycle import Desired, Observed, allowed_actions, timeline
-from vms.models import SSHKey, StorageClass, VirtualMachine, VMImage, VMService
+from vms.models import SSHKey, StorageClass, VirtualMachine, VMImage, VMService, VMStep
 from vms.spec import QUOTA_FIELDS, SERVICE_QUOTA_AMOUNTS, VMSpec, spec_quota_amounts
 
 if TYPE_CHECKING:
@@ -130,7 +129,10 @@ def with_vm_details(vms: QuerySet[VirtualMachine]) -> QuerySet[VirtualMachine]:
     """Everything a VM row or page shows, loaded in a fixed number of queries."""
     return vms.select_related(
         "tenant", "image", "instance_type", "storage_class", "created_by", "service"
-    ).prefetch_related(Prefetch("ssh_keys", queryset=SSHKey.objects.order_by("name")))
+    ).prefetch_related(
+        Prefetch("ssh_keys", queryset=SSHKey.objects.order_by("name")),
+        "steps",  # when each step of its timeline ran (vm_timeline)
+    )
 
 
 def vms_for(
@@ -169,9 +171,32 @@ def vm_picture(vm: VirtualMachine) -> tuple[Desired, Observed]:
     return _desired(vm), _observed(vm)
 
 
-def vm_timeline(vm: VirtualMachine) -> list[Step]:
-    """The provisioning steps (disk, node, guest, address), from the row alone."""
-    return timeline(_desired(vm), _observed(vm), vm.state)
+def vm_timeline(vm: VirtualMachine) -> list[VMStep]:
+    """The provisioning steps (disk, node, guest, address), derived from the row, with when
+    each started and finished as its stored step recorded (``vms.status.sync_steps``).
+
+    Derived rather than read back, so the steps are right even before the watcher stored
+    them; a stored step's times count only while it is in the same state.
+    """
+    stored = {row.key: row for row in vm.steps.all()}
+    steps = []
+    for step in timeline(_desired(vm), _observed(vm), vm.state):
+        row = stored.get(step.key)
+        current = row is not None and row.state == step.state
+        steps.append(
+            VMStep(
+                vm=vm,
+                key=step.key,
+                label=step.label,
+                state=step.state,
+                message=step.message,
+                raw=step.raw,
+                position=step.position,
+                started_at=row.started_at if row is not None and current else None,
+                finished_at=row.finished_at if row is not None and current else None,
+            )
+        )
+    return steps
 
 
 def vm_allowed_actions(vm: VirtualMachine) -> frozenset[str]:

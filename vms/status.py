@@ -4,15 +4,16 @@
 ``butler_portal.watcher.registry``). Each handler reads one object with ``vms.lifecycle``
 (the VirtualMachine's printableStatus and conditions, the instance's node and addresses,
 the root disk's import progress, the Service's public address), stores the facts on the VM
-row, and ``vm_refresh`` re-derives the portal state and tells the tenant's browsers
-(``vm.changed``). The watcher runs each handler in a transaction, so events go out only
+row, and ``vm_refresh`` re-derives the portal state and its timeline (``VMStep`` rows, which
+record when each step started and finished) and tells the tenant's browsers (``vm.changed``). The watcher runs each handler in a transaction, so events go out only
 once it commits.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from datetime import datetime
 from functools import partial
 from typing import Any
 
@@ -22,9 +23,10 @@ from django.utils import timezone
 from butler_portal.kube.adapter import Manifest
 from butler_portal.kube.informer import Handler, WatchedKind
 from butler_portal.labels import MANAGED_SELECTOR, VM_KEY
+from butler_portal.lifecycle import Step
 from butler_portal.realtime import publish_tenant_event
 from butler_portal.watcher.drift import DriftCheck, Expectation, ObjectRef
-from tenants.owned import namespace_of, orphans_by_owner_label, owned_in_namespace
+from tenants.owned import orphans_by_owner_label, owned_in_namespace
 from vms import lifecycle
 from vms.crypto import UndecryptableUserData
 from vms.lifecycle import (
@@ -34,7 +36,7 @@ from vms.lifecycle import (
     read_virtual_machine,
 )
 from vms.manifests import DATA_VOLUME_API, VM_API, VMI_API
-from vms.models import VirtualMachine, VMService
+from vms.models import VirtualMachine, VMService, VMStep
 from vms.selectors import vm_picture, vm_service_of
 
 logger = logging.getLogger(__name__)
@@ -67,11 +69,13 @@ def _toast(vm: VirtualMachine, before: str, after: str, reason: str) -> dict[str
 def vm_refresh(vm: VirtualMachine) -> str:
     """Re-derive the VM's state (and its exposure's); save; publish an event if they changed."""
     desired, observed = vm_picture(vm)
-    state, reason = lifecycle.derive_state(desired, observed)
+    state, said = lifecycle.derive_state(desired, observed)
+    reason = said.text
     before = vm.state
-    updates: dict[str, Any] = {"state": state, "reason": reason}
+    now = timezone.now()
+    updates: dict[str, Any] = {"state": state, "reason": reason, "reason_raw": said.raw}
     if state == State.RUNNING and vm.running_since is None:
-        updates["running_since"] = timezone.now()
+        updates["running_since"] = now
     elif state != State.RUNNING:
         updates["running_since"] = None
     changed = [name for name, value in updates.items() if getattr(vm, name) != value]
@@ -79,12 +83,68 @@ def vm_refresh(vm: VirtualMachine) -> str:
         setattr(vm, name, updates[name])
     if changed:
         vm.save(update_fields=[*changed, "updated_at"])
+    steps_changed = sync_steps(vm, lifecycle.timeline(desired, observed, state), now)
     service_changed = _refresh_service(vm)
-    if changed or service_changed:
+    if changed or steps_changed or service_changed:
         publish_tenant_event(
             vm.tenant_id, VM_EVENT, vm.pk, state=state, **_toast(vm, before, state, reason)
         )
     return state
+
+
+def _timestamps(
+    state: str, started_at: datetime | None, now: datetime
+) -> tuple[datetime | None, datetime | None]:
+    """(started_at, finished_at) of a step entering ``state``."""
+    if state == VMStep.State.PENDING:
+        return None, None
+    if state == VMStep.State.ACTIVE:
+        return started_at or now, None
+    return started_at or now, now
+
+
+STEP_FIELDS = ("label", "state", "message", "raw", "position")
+
+
+def sync_steps(vm: VirtualMachine, steps: Sequence[Step], now: datetime) -> bool:
+    """Make the stored timeline match ``steps``; timestamps move with state changes.
+
+    A step that goes active starts its clock; finishing (or failing) stops the clock of the
+    attempt that started then; going back to pending clears both.
+    """
+    stored = {row.key: row for row in VMStep.objects.filter(vm=vm)}
+    created, updated = [], []
+    for step in steps:
+        row = stored.pop(step.key, None)
+        if row is None:
+            started_at, finished_at = _timestamps(step.state, None, now)
+            created.append(
+                VMStep(
+                    vm=vm,
+                    key=step.key,
+                    **{name: getattr(step, name) for name in STEP_FIELDS},
+                    started_at=started_at,
+                    finished_at=finished_at,
+                )
+            )
+            continue
+        if all(getattr(row, name) == getattr(step, name) for name in STEP_FIELDS):
+            continue
+        if row.state != step.state:
+            ongoing = row.state in {VMStep.State.ACTIVE, VMStep.State.FAILED}
+            row.started_at, row.finished_at = _timestamps(
+                step.state, row.started_at if ongoing else None, now
+            )
+        for name in STEP_FIELDS:
+            setattr(row, name, getattr(step, name))
+        updated.append(row)
+    if created:
+        VMStep.objects.bulk_create(created)
+    if updated:
+        VMStep.objects.bulk_update(updated, [*STEP_FIELDS, "started_at", "finished_at"])
+    if stored:
+        VMStep.objects.filter(pk__in=[row.pk for row in stored.values()]).delete()
+    return bool(created or updated or stored)
 
 
 def _refresh_service(vm: VirtualMachine) -> bool:
@@ -100,7 +160,7 @@ def _refresh_service(vm: VirtualMachine) -> bool:
     else:
         state, message = (
             VMService.State.WAITING,
-            f"Waiting for MetalLB to assign an address of pool {namespace_of(vm)}.",
+            "Waiting for a public address from the tenant's share.",
         )
     if (service.state, service.message) == (state, message):
         return False

@@ -6,6 +6,7 @@ auditor, nobody without a tenant.
 
 from __future__ import annotations
 
+import html
 from typing import Any
 
 import pytest
@@ -23,7 +24,7 @@ from tenants.models import (
     TenantNetwork,
     User,
 )
-from tenants.network import network_allocate
+from tenants.network import network_allocate, network_observe
 from tests.conftest import browser_client_for
 from tests.ui.conftest import check_dialog_and_page, errors_of, htmx, queries_for_get
 
@@ -125,6 +126,38 @@ def test_a_failed_network_says_why_in_plain_words(
     assert "Subnet error: the CIDR overlaps another subnet" in text
     assert text.count('class="is-failed"') == 2  # the subnet and the address pool
     assert "spinner" not in text
+
+
+def test_a_subnet_error_from_kube_ovn_reads_in_plain_words(
+    bob: User, acme: Tenant, address_space: LoadBalancerRange
+) -> None:
+    network = network_of(acme, state=TenantNetwork.State.PROVISIONING, vpc_ready=True)
+    network_observe(
+        kind="Subnet",
+        obj={
+            "metadata": {"name": network.namespace},
+            "status": {
+                "conditions": [
+                    {"type": "Ready", "status": "False", "reason": "ValidateLogicalSwitchFailed"},
+                    {
+                        "type": "Error",
+                        "status": "True",
+                        "reason": "ValidateLogicalSwitchFailed",
+                        "message": "cidr 10.200.0.0/24 conflicts with subnet ovn-default",
+                    },
+                ]
+            },
+        },
+    )
+
+    text = html.unescape(panel(bob).content.decode())
+
+    assert (
+        "The subnet's address range overlaps another network. The platform operators need to "
+        "look at it."
+    ) in text
+    assert "conflicts with subnet" not in text
+    assert "ovn-default" not in text
 
 
 def test_a_failed_network_tells_tenants_it_is_in_the_operators_hands(

@@ -8,10 +8,12 @@ auditor, nobody without a tenant. Actions (power, ports, deletion, bulk): test_v
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from butler_portal.celery import app as celery_app
 from tenants.audit import Actor
@@ -40,7 +42,9 @@ from tests.ui.conftest import (
 )
 from tests.vms.conftest import (
     add_key,
+    condition,
     create,
+    data_volume_obj,
     image,
     importing,
     instance_type,
@@ -50,6 +54,7 @@ from tests.vms.conftest import (
     service_obj,
     stopped,
     storage_class,
+    virtual_machine_obj,
 )
 from vms.models import VirtualMachine
 from vms.provisioning import vm_fail
@@ -606,6 +611,70 @@ def test_an_importing_vm_shows_the_disk_progress_bar_and_its_timeline(
         '<span id="vm-state" class="badge badge-blue badge-title" data-state="provisioning">'
         '<span class="spinner" aria-hidden="true"></span>Provisioning</span>'
     ) in text
+
+
+#: What Kubernetes said, one click away (components/raw_detail.html).
+RAW_DETAIL = re.compile(r'<details class="raw-detail">.*?</details>', re.S)
+
+
+def test_a_vm_kubevirt_cannot_place_says_so_in_plain_words_with_its_words_one_click_away(
+    bob: User, acme: Tenant
+) -> None:
+    vm = create(acme, bob, "web")
+    importing(vm)
+    observe(
+        vm,
+        data_volume_obj("web", phase="Succeeded", progress="100.0%"),
+        virtual_machine_obj(
+            "web",
+            printable="ErrorUnschedulable",
+            ready=False,
+            conditions=[
+                condition(
+                    "PodScheduled",
+                    "False",
+                    "Unschedulable",
+                    "0/3 nodes are available: 3 Insufficient memory.",
+                )
+            ],
+        ),
+    )
+
+    text = page_text(bob, acme_url("vm-detail", vm.pk))
+
+    sentence = (
+        "No node has enough free memory for it. Choose a smaller size, or ask the platform "
+        "operators for room."
+    )
+    status_card = text[text.index('id="status-heading"') : text.index('id="timeline-heading"')]
+    assert sentence in status_card
+    assert "ErrorUnschedulable: 0/3 nodes are available: 3 Insufficient memory." in (
+        "".join(RAW_DETAIL.findall(status_card))
+    )
+    # Outside the disclosures, no word of KubeVirt's: neither its status nor its message.
+    shown = RAW_DETAIL.sub("", text)
+    assert "ErrorUnschedulable" not in shown
+    assert "nodes are available" not in shown
+    assert re.search(r'data-step="scheduled" data-state="failed"', text)
+
+
+def test_the_timeline_says_when_each_step_finished_and_how_long_it_took(
+    bob: User, acme: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    moment = [timezone.now()]
+    monkeypatch.setattr("vms.status.timezone.now", lambda: moment[0])
+    vm = importing(create(acme, bob, "web"))
+    moment[0] += timedelta(seconds=90)
+    make_running(vm)
+
+    text = page_text(bob, acme_url("vm-detail", vm.pk))
+
+    times = dict(
+        re.findall(r'data-step="([\w-]+)".*?<p class="timeline-time">(.*?)</p>', text, re.S)
+    )
+    assert list(times) == ["disk", "scheduled", "running", "address"]
+    assert all('<time datetime="' in each for each in times.values())
+    assert "took 1 min 30 s" in times["disk"]
 
 
 def test_a_running_vm_shows_its_facts_and_offers_what_a_running_vm_can_do(

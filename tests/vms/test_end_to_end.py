@@ -174,8 +174,11 @@ def test_a_failing_disk_import_shows_cdis_words(
     failed = wait_for(reaching(vm, "error", lambda vm: vm.disk_phase == "Failed"), TIMEOUT)
 
     assert failed.reason == (
-        "Importing its disk image failed: Unable to process data: HTTP request errored: "
-        "404 Not Found"
+        "The disk image could not be read. Delete the virtual machine and try another image, or "
+        "ask the platform operators if it keeps failing."
+    )
+    assert failed.reason_raw == (
+        "DataVolumeError: Unable to process data: HTTP request errored: 404 Not Found"
     )
     assert vm_timeline(failed)[0].state == "failed"
 

@@ -121,15 +121,27 @@ STATES: list[tuple[str, Desired, Observed, tuple[str, str]]] = [
     ("queued", Desired(), Observed(), ("pending", "Queued for provisioning.")),
     (
         "refused before it existed",
-        Desired(apply_error="Kubernetes rejected VirtualMachine web: no"),
+        Desired(apply_error="Kubernetes rejected VirtualMachine web: spec.template: no"),
         Observed(),
-        ("failed", "Kubernetes rejected VirtualMachine web: no"),
+        (
+            "failed",
+            "Kubernetes did not accept the virtual machine as asked. Retry it, or delete it and "
+            "create it with other settings; ask the platform operators if it keeps failing.",
+        ),
     ),
     (
         "a later change refused",
-        Desired(applied=True, apply_error="Kubernetes refused Service web: quota"),
+        Desired(
+            applied=True,
+            apply_error='Kubernetes refused Service web: services "web" is forbidden: exceeded '
+            "quota: tenant, requested: services.loadbalancers=1",
+        ),
         Observed(printable_status="Running", ready=True),
-        ("error", "The last change was refused. Kubernetes refused Service web: quota"),
+        (
+            "error",
+            "The last change was refused. The tenant's quota on the platform does not allow it. "
+            "Ask for a larger quota.",
+        ),
     ),
     (
         "deleting wins",
@@ -204,32 +216,86 @@ STATES: list[tuple[str, Desired, Observed, tuple[str, str]]] = [
     (
         "unschedulable",
         APPLIED,
-        Observed(printable_status="ErrorUnschedulable", status_message="0/3 nodes are available."),
-        ("error", "No node can run it: 0/3 nodes are available."),
+        Observed(
+            printable_status="ErrorUnschedulable",
+            status_message="0/3 nodes are available: 3 Insufficient memory.",
+        ),
+        (
+            "error",
+            "No node has enough free memory for it. Choose a smaller size, or ask the platform "
+            "operators for room.",
+        ),
+    ),
+    (
+        "unschedulable, for reasons unknown",
+        APPLIED,
+        Observed(printable_status="ErrorUnschedulable", status_message="node(s) had taints"),
+        (
+            "error",
+            "No node can run it right now. Choose a smaller size, or ask the platform operators "
+            "for room.",
+        ),
     ),
     (
         "disk import failed",
         APPLIED,
-        Observed(printable_status="DataVolumeError", disk_message="Unable to process data: 404"),
-        ("error", "Importing its disk image failed: Unable to process data: 404"),
+        Observed(
+            printable_status="DataVolumeError",
+            disk_message="Unable to connect to http data source: expected status code 200, got 404",
+        ),
+        (
+            "error",
+            "The disk image's download address answered with error 404. The platform operators "
+            "need to fix the image in the catalog.",
+        ),
     ),
     (
         "crash loop",
         APPLIED,
         Observed(printable_status="CrashLoopBackOff", status_message="kernel panic"),
-        ("error", "It keeps failing to start: kernel panic"),
+        (
+            "error",
+            "It keeps failing to start; KubeVirt tries again after a pause. Check its cloud-init "
+            "user data, or stop it.",
+        ),
     ),
     (
         "image pull",
         APPLIED,
         Observed(printable_status="ImagePullBackOff"),
-        ("error", "Its image could not be pulled."),
+        (
+            "error",
+            "Its image could not be downloaded. Ask the platform operators if it stays so.",
+        ),
     ),
     (
         "some other error",
         APPLIED,
         Observed(printable_status="ErrorSomethingNew"),
-        ("error", "KubeVirt reports ErrorSomethingNew."),
+        (
+            "error",
+            "KubeVirt reports a problem with it. Ask the platform operators if it stays so.",
+        ),
+    ),
+    (
+        "a status the portal does not know",
+        APPLIED,
+        Observed(printable_status="Hibernating"),
+        (
+            "unknown",
+            "KubeVirt reports a state the portal does not know. Ask the platform operators if it "
+            "stays so.",
+        ),
+    ),
+    (
+        "running with a change waiting for a restart",
+        APPLIED,
+        Observed(
+            printable_status="Running",
+            ready=True,
+            status_message="A change takes effect at the next restart.",
+        ),
+        ("running", "A change takes effect at the next restart."),
     ),
     (
         "unknown",
@@ -254,7 +320,43 @@ STATES: list[tuple[str, Desired, Observed, tuple[str, str]]] = [
 def test_the_portal_state_follows_status_md(
     desired: Desired, observed: Observed, expected: tuple[str, str]
 ) -> None:
-    assert derive_state(desired, observed) == expected
+    state, said = derive_state(desired, observed)
+    assert (state, said.text) == expected
+
+
+@pytest.mark.parametrize(
+    ("observed", "raw"),
+    [
+        (
+            Observed(
+                printable_status="ErrorUnschedulable", status_message="0/3 nodes are available."
+            ),
+            "ErrorUnschedulable: 0/3 nodes are available.",
+        ),
+        (
+            Observed(
+                printable_status="DataVolumeError", disk_message="Unable to process data: 404"
+            ),
+            "DataVolumeError: Unable to process data: 404",
+        ),
+        (Observed(printable_status="ImagePullBackOff"), "ImagePullBackOff"),
+        (Observed(printable_status="Hibernating"), "Hibernating"),
+        (
+            Observed(printable_status="Provisioning", disk_phase="SmartClonePVCInProgress"),
+            "SmartClonePVCInProgress",
+        ),
+    ],
+    ids=["scheduler", "importer", "status alone", "unknown status", "unknown disk phase"],
+)
+def test_what_kubevirt_and_cdi_said_stays_beside_the_reason(observed: Observed, raw: str) -> None:
+    """The reason is the portal's sentence; the status and the controller's words are one
+    click away, never in the sentence."""
+    _, said = derive_state(APPLIED, observed)
+
+    assert said.raw == raw
+    assert observed.printable_status not in said.text
+    assert "Unable" not in said.text
+    assert "nodes are available" not in said.text
 
 
 # --- Actions ----------------------------------------------------------------------------------
@@ -343,16 +445,20 @@ def test_the_timeline_walks_from_the_disk_to_an_address() -> None:
         ("disk", "done", ""),
         ("scheduled", "done", "On node-2"),
         ("running", "active", "Booting."),
-        ("address", "active", "Waiting for Kube-OVN."),
+        ("address", "active", "Waiting for its address on the tenant network."),
     ]
     assert [state for _, state, _ in running] == ["done"] * 4
     assert running[3][2] == "10.200.1.14"
 
 
 def test_the_timeline_marks_the_failing_step() -> None:
-    disk_failed = _steps(
+    disk_failed = timeline(
         APPLIED,
-        Observed(printable_status="DataVolumeError", disk_phase="Failed", disk_message="404"),
+        Observed(
+            printable_status="DataVolumeError",
+            disk_phase="Failed",
+            disk_message="Unable to process data: qemu-img: Image is corrupt",
+        ),
         "error",
     )
     unschedulable = _steps(
@@ -365,5 +471,16 @@ def test_the_timeline_marks_the_failing_step() -> None:
         "error",
     )
 
-    assert disk_failed[0] == ("disk", "failed", "Importing the disk image failed: 404")
-    assert unschedulable[1] == ("scheduled", "failed", "No node can run it: Insufficient memory")
+    assert (disk_failed[0].key, disk_failed[0].state, disk_failed[0].message) == (
+        "disk",
+        "failed",
+        "The disk image could not be read. Delete the virtual machine and try another image, or "
+        "ask the platform operators if it keeps failing.",
+    )
+    assert disk_failed[0].raw == "Unable to process data: qemu-img: Image is corrupt"
+    assert unschedulable[1] == (
+        "scheduled",
+        "failed",
+        "No node can run it right now. Choose a smaller size, or ask the platform operators for "
+        "room.",
+    )

@@ -166,13 +166,14 @@ def test_kubernetes_refusing_the_vm_fails_it_with_its_words_and_frees_the_quota(
 
     vm.refresh_from_db()
     assert vm.state == "failed"
-    assert vm.reason.startswith("Kubernetes rejected VirtualMachine big: ")
-    assert "at most 2 vCPU per VM here" in vm.reason
+    # The operators' policy says why, in their words; Kubernetes' own are one click away.
+    assert vm.reason == "A rule of the platform refused it: at most 2 vCPU per VM here."
+    assert vm.reason_raw.startswith("Kubernetes rejected VirtualMachine big: ")
     assert quota_used(tenant)["vms"] == 0
     assert quota_used(tenant)["vcpu"] == 0
     failure = AuditEvent.objects.get(object_type="virtualmachine", action="fail")
     assert failure.actor is None
-    assert failure.changes == {"reason": vm.reason}
+    assert failure.changes == {"reason": vm.apply_error}
     # A small one still goes through.
     small = create(tenant, operator, "small")
     small.refresh_from_db()

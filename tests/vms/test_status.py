@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import datetime
 from typing import Any
 
 import pytest
+from django.utils import timezone
 
 from butler_portal.kube.informer import WatchedKind
 from tenants.audit import Actor
@@ -19,7 +21,8 @@ from tests.vms.conftest import (
     service_obj,
     virtual_machine_obj,
 )
-from vms.models import VMService
+from vms.models import VMService, VMStep
+from vms.selectors import vm_timeline
 from vms.services import vm_expose
 from vms.spec import PortSpec
 from vms.status import status_handlers, vm_observe
@@ -87,10 +90,106 @@ def test_an_error_shows_kubevirts_explanation(acme: Tenant) -> None:
         ),
     )
 
-    assert (stuck.state, stuck.reason) == (
+    assert (stuck.state, stuck.reason, stuck.reason_raw) == (
         "error",
-        "No node can run it: 0/3 nodes are available: 3 Insufficient memory.",
+        "No node has enough free memory for it. Choose a smaller size, or ask the platform "
+        "operators for room.",
+        "ErrorUnschedulable: 0/3 nodes are available: 3 Insufficient memory.",
     )
+    failed_step = next(step for step in vm_timeline(stuck) if step.key == "scheduled")
+    assert (failed_step.state, failed_step.message, failed_step.raw) == (
+        "failed",
+        stuck.reason,
+        stuck.reason_raw,
+    )
+
+
+class Clock:
+    """``timezone.now`` as the test sets it."""
+
+    def __init__(self) -> None:
+        self.now = timezone.now().replace(microsecond=0)
+
+    def __call__(self) -> datetime.datetime:
+        return self.now
+
+    def advance(self, seconds: int) -> None:
+        self.now += datetime.timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    ticking = Clock()
+    monkeypatch.setattr("vms.status.timezone.now", ticking)
+    return ticking
+
+
+def test_the_timeline_records_when_each_step_started_and_finished(
+    acme: Tenant, clock: Clock
+) -> None:
+    vm = applied(make_vm_row(acme, name="web"))
+    start = clock.now
+    observe(
+        vm,
+        virtual_machine_obj(printable="Provisioning", ready=False),
+        data_volume_obj(progress="42.50%"),
+    )
+    clock.advance(75)
+    observe(
+        vm,
+        data_volume_obj(phase="Succeeded", progress="100.0%"),
+        virtual_machine_obj(printable="Running", ready=False),
+        instance_obj(addresses=()),
+    )
+    clock.advance(20)
+    running = observe(vm, instance_obj(), virtual_machine_obj())
+
+    times = {
+        step.key: (step.state, step.started_at, step.finished_at) for step in vm_timeline(running)
+    }
+    assert times == {
+        "disk": ("done", start, start + datetime.timedelta(seconds=75)),
+        # The node was there when the disk was: it was scheduled at once.
+        "scheduled": (
+            "done",
+            start + datetime.timedelta(seconds=75),
+            start + datetime.timedelta(seconds=75),
+        ),
+        "running": (
+            "done",
+            start + datetime.timedelta(seconds=75),
+            start + datetime.timedelta(seconds=95),
+        ),
+        "address": (
+            "done",
+            start + datetime.timedelta(seconds=75),
+            start + datetime.timedelta(seconds=95),
+        ),
+    }
+    assert VMStep.objects.filter(vm=running).count() == 4
+
+
+def test_a_step_that_goes_back_to_pending_forgets_its_times(acme: Tenant, clock: Clock) -> None:
+    vm = applied(make_vm_row(acme, name="web"))
+    observe(
+        vm,
+        data_volume_obj(phase="Succeeded", progress="100.0%"),
+        instance_obj(),
+        virtual_machine_obj(),
+    )
+    clock.advance(30)
+
+    # The instance went away; KubeVirt starts another one.
+    restarting = observe(
+        vm, virtual_machine_obj(printable="Stopped", ready=False), instance_obj(), event="DELETED"
+    )
+
+    steps = {
+        step.key: (step.state, step.started_at, step.finished_at)
+        for step in vm_timeline(restarting)
+    }
+    assert steps["scheduled"] == ("active", clock.now, None)
+    assert steps["running"] == ("pending", None, None)
 
 
 def test_a_stopped_instance_loses_its_addresses(acme: Tenant) -> None:
@@ -127,7 +226,7 @@ def test_the_service_address_lands_on_the_exposure(acme: Tenant, bob: User) -> N
     waiting = observe(vm, service_obj(ip=None))
     assert (waiting.service.state, waiting.service.message) == (
         "waiting",
-        "Waiting for MetalLB to assign an address of pool tenant-acme.",
+        "Waiting for a public address from the tenant's share.",
     )
     assigned = observe(vm, service_obj(ip="192.0.2.20"))
     assert (assigned.service.state, assigned.service.public_ip) == ("ready", "192.0.2.20")

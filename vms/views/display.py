@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from django.db.models import QuerySet
 from django.urls import reverse
 
+from butler_portal.explain import Said, explain
 from tenants.models import AuditEvent, QuotaResource, Tenant
 from tenants.selectors import QuotaPreview, QuotaUsage, format_amount, quota_usage
 from tenants.views.base import TenantAccess
@@ -33,7 +34,7 @@ from tenants.views.objects import (
     tenant_state_refusal,
     timeline_of,
 )
-from vms.models import VirtualMachine
+from vms.models import VirtualMachine, VMService
 from vms.selectors import vm_allowed_actions, vm_service_of, vm_timeline
 from vms.spec import VMSpec
 
@@ -131,6 +132,23 @@ def disk_import(vm: VirtualMachine) -> ProgressBar | None:
 
 def timeline_entries(vm: VirtualMachine) -> list[TimelineEntry]:
     return timeline_of(vm_timeline(vm), failed=vm.state == State.FAILED)
+
+
+#: What a refused exposure says when Kubernetes' words are not known.
+SERVICE_REFUSED = (
+    "Kubernetes did not accept the exposed ports. Withdraw them and expose them again, or ask "
+    "the platform operators."
+)
+
+
+def service_message(service: VMService | None) -> Said:
+    """What the exposure says: the portal's own words while it waits, Kubernetes' refusal
+    (kept as the raw text) in plain words once it failed."""
+    if service is None or not service.message:
+        return Said("")
+    if service.state == VMService.State.FAILED:
+        return explain(service.message, fallback=SERVICE_REFUSED)
+    return Said(service.message)
 
 
 # --- Quota preview --------------------------------------------------------------------------

@@ -47,6 +47,7 @@ from vms.spec import VMSpec
 from vms.views.display import (
     VM_STATES,
     disk_import,
+    service_message,
     state_badge,
     timeline_entries,
     vm_actions,
@@ -173,6 +174,7 @@ class VMDetailView(VMView, ObjectDetailView[VirtualMachine]):
             actions=vm_actions(vm, self.access),
             activity=vm_activity_entries(object_activity(vm), ACTIVITY_ROWS),
             service=vm_service_of(vm),
+            service_said=service_message(vm_service_of(vm)),
             ssh_keys=keys,
             # Keys installed at creation whose rows their owners have since removed.
             removed_keys=max(len(vm.authorized_keys) - len(keys), 0),
