@@ -11,7 +11,9 @@
 - ``Machine``: ``Pending → Provisioning → Provisioned → Running`` with ``nodeRef``.
 
 The KamajiControlPlane and KubevirtCluster are played in ``kamaji.py`` (CACPPK).
-Workers here are bookkeeping only: no KubeadmConfig, KubevirtMachine or worker VM is made.
+Workers here are bookkeeping only: no KubeadmConfig, KubevirtMachine or worker VM is made;
+but each worker takes its VM's address in the tenant's subnet (``kubeovn.worker_address``),
+so the subnet counts it as Kube-OVN would.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import re
 from collections.abc import Iterable
 from typing import Any, NamedTuple
 
+from butler_portal.simulator import kubeovn
 from butler_portal.simulator.base import Controller
 from butler_portal.simulator.objects import (
     Manifest,
@@ -958,9 +961,14 @@ class MachineController(CapiController):
         if initialization:
             status["initialization"] = initialization
         if reached >= PHASES.index("Provisioned"):
+            # CAPK copies the VM's name and its VMI's addresses (§10.8).
+            address = kubeovn.worker_address(
+                self.api, self.cache, name_of(machine), namespace_of(machine)
+            )
             status["addresses"] = [
                 {"type": "Hostname", "address": name_of(machine)},
                 {"type": "InternalDNS", "address": name_of(machine)},
+                *([{"type": "InternalIP", "address": address}] if address else []),
             ]
         if running:
             status["nodeRef"] = {"name": name_of(machine)}
@@ -1067,6 +1075,8 @@ class MachineController(CapiController):
                 ],
             )
             return wait
+        # CAPK deleted the worker's VM: its address goes back to the subnet.
+        kubeovn.release(self.api, name_of(machine), namespace_of(machine))
         self.release(machine)
         return None
 

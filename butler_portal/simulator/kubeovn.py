@@ -3,7 +3,9 @@
 The address bookkeeping lives here and KubeVirt's simulation calls ``allocate``/``release``:
 a VM's pod-network address comes from the Subnet bound to its namespace, is recorded as an
 ``IP`` object named ``<vm>.<namespace>`` (keep-vm-ip: the VM name, so it survives restarts)
-and counts in the Subnet's ``v4usingIPs``.
+and counts in the Subnet's ``v4usingIPs``. A cluster's workers are KubeVirt VMs in the
+tenant's namespace too (STATUS.md §10.8, made by CAPK): ``worker_address`` gives each
+worker Machine its address the same way.
 """
 
 from __future__ import annotations
@@ -227,6 +229,20 @@ def allocate(
             },
         }
     )
+
+
+def worker_address(api: Api, cache: Reader, machine: str, namespace: str) -> str:
+    """The pod-network address of a worker's VM (named like its Machine, §10.8): taken from
+    the namespace's Subnet once it is Ready, "" without one (a cluster outside any tenant
+    network, or a full subnet)."""
+    existing = cache.find(API_VERSION, "IP", ip_name(machine, namespace))
+    subnet = subnet_for(cache, namespace)
+    if existing is None and (subnet is None or not is_true(subnet, "Ready")):
+        return ""
+    ip = existing or (
+        subnet and allocate(api, subnet, pod=machine, namespace=namespace, node=machine)
+    )
+    return str(dig(ip, "spec", "v4IpAddress", default="")) if ip else ""
 
 
 def release(api: Api, pod: str, namespace: str) -> None:

@@ -7,6 +7,7 @@ import pytest
 from butler_portal.kube.adapter import KubeClient
 from butler_portal.simulator import FAIL_ANNOTATION, Simulator
 from tests.simulator.conftest import Manifest, condition, example, fetch, get, reach, status, unique
+from tests.simulator.test_capi import available_cluster, cluster_manifests, machines
 from tests.simulator_fixtures import wait_for
 
 pytestmark = pytest.mark.k8s
@@ -147,3 +148,36 @@ def test_a_pool_outside_metallbs_namespace_is_ignored(
 
     wait_for(lambda: allocation_failures(k8s, k8s_namespace, "lonely"))
     assert address_of(get(k8s, "v1", "Service", "lonely", k8s_namespace)) is None
+
+
+def test_a_clusters_workers_take_addresses_in_the_namespaces_subnet(
+    k8s: KubeClient, k8s_namespace: str, address_pool: Manifest, simulator: Simulator
+) -> None:
+    """A worker is a KubeVirt VM in the tenant's namespace (STATUS.md §10.8): Kube-OVN gives
+    it an address of the namespace's Subnet and counts it, as for any VM."""
+    subnet = example("kubeovn-subnet.yaml", k8s_namespace, kind="Subnet")[0]
+    subnet["metadata"]["name"] = unique("subnet")
+    subnet["spec"].pop("vpc")
+    k8s.apply(subnet)
+    reach(k8s, subnet, lambda s: condition(s, "Ready").get("status") == "True")
+    manifests = cluster_manifests(k8s_namespace)
+    md = manifests["MachineDeployment"]
+    md["spec"]["replicas"] = 2
+
+    available_cluster(k8s, manifests)
+
+    counted = reach(k8s, subnet, lambda s: status(s, "v4usingIPs") == 2)
+    assert status(counted, "v4availableIPs") == 242
+    addresses = sorted(
+        entry["address"]
+        for machine in machines(k8s, k8s_namespace)
+        for entry in status(machine, "addresses")
+        if entry["type"] == "InternalIP"
+    )
+    assert addresses == ["10.100.0.11", "10.100.0.12"]
+
+    md["spec"]["replicas"] = 1
+    k8s.apply(md)
+    wait_for(lambda: len(machines(k8s, k8s_namespace)) == 1)
+    # The removed worker's VM gives its address back.
+    reach(k8s, subnet, lambda s: status(s, "v4usingIPs") == 1)
