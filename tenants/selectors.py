@@ -48,6 +48,22 @@ def format_amount(resource: str, amount: int) -> str:
     return f"{amount} {unit}" if unit else str(amount)
 
 
+def format_against(resource: str, amount: int, limit: int) -> str:
+    """``amount`` as it reads beside its limit: in the limit's unit ("0.5 GiB of 128 GiB",
+    never "512 MiB of 128 GiB"), and nothing as a plain 0 ("0 of 128 GiB", not "0 MiB")."""
+    if amount == 0:
+        return "0"
+    if resource != QuotaResource.MEMORY_MIB or limit <= 0:
+        return format_amount(resource, amount)
+    if limit < 1024:  # the limit reads in MiB
+        return f"{amount} MiB"
+    if amount % 1024 == 0:
+        return f"{amount // 1024} GiB"
+    tenths = f"{amount / 1024:.1f}"
+    # Below a tenth of a GiB the MiB say it better than "0.0 GiB".
+    return f"{tenths} GiB" if tenths != "0.0" else f"{amount} MiB"
+
+
 def usage_level(percent: int) -> str:
     """A word for a gauge's or bar's colour: the same thresholds everywhere."""
     if percent >= 90:
@@ -87,7 +103,8 @@ class QuotaUsage:
         return self.used > self.limit
 
     def display(self, amount: int) -> str:
-        return format_amount(self.resource, amount)
+        """``amount`` beside this limit (``format_against``)."""
+        return format_against(self.resource, amount, self.limit)
 
     @property
     def used_display(self) -> str:
@@ -441,7 +458,8 @@ class QuotaLine:
         return self.used + self.requested
 
     def display(self, amount: int) -> str:
-        return format_amount(self.resource, amount)
+        """``amount`` beside this limit (``format_against``)."""
+        return format_against(self.resource, amount, self.limit)
 
     @property
     def refusal(self) -> str:
