@@ -178,6 +178,30 @@
     toastOnce("error", "The portal could not be reached. Check your connection and try again.");
   });
 
+  // --- Forms that are being sent ----------------------------------------------------------
+  // Once a form is submitted, the requests of its parts (a create form's quota preview, its
+  // key choices) are not sent any more: their answer would not be shown, and one still on its
+  // way when the next page loads is aborted, which the console reports as an error. htmx asks
+  // htmx:confirm before it queues a request, so a cancelled one leaves no trace. The form may
+  // send again once its answer came back in place (a refusal on a field).
+  document.addEventListener("submit", function (event) {
+    if (event.target instanceof HTMLFormElement) event.target.dataset.sending = "";
+  }, true);
+
+  document.addEventListener("htmx:confirm", function (event) {
+    const elt = event.detail.elt;
+    const form = elt instanceof Element ? elt.closest("form[data-sending]") : null;
+    if (form && form !== elt) event.preventDefault();
+  });
+
+  document.addEventListener("htmx:afterRequest", function (event) {
+    const elt = event.detail.elt;
+    const xhr = event.detail.xhr;
+    if (elt instanceof HTMLFormElement && !(xhr && xhr.getResponseHeader("HX-Redirect"))) {
+      delete elt.dataset.sending;
+    }
+  });
+
   // --- Event wiring ------------------------------------------------------------------------
   document.addEventListener("click", function (event) {
     const target = event.target;
