@@ -200,7 +200,10 @@ class ClusterScaleView(ClusterActionView):
                 "hx-trigger": "input delay:300ms",
                 "hx-target": f"#{SCALE_PREVIEW}",
                 "hx-swap": "innerHTML",
-                "hx-sync": "this:replace",
+                # Queued on the form, as the create forms' previews are: replacing a preview
+                # on its way aborts it (an error in the console), and the submission waits
+                # for the one out.
+                "hx-sync": "closest form:queue last",
             }
         )
         return form

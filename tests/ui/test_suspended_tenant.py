@@ -229,3 +229,18 @@ def test_no_vm_can_be_created(bob: User, oscar: User, acme: Tenant) -> None:
     text = page_text(bob, reverse("vm-list", args=["acme"]))
     assert "Acme Corp is suspended: nothing new can be created." in text
     assert f'href="{reverse("vm-create", args=["acme"])}"' not in text
+
+
+def test_the_vm_lists_bulk_power_offers_only_stop(bob: User, oscar: User, acme: Tenant) -> None:
+    create(acme, bob, "web")
+    suspend(acme, oscar)
+    text = page_text(bob, reverse("vm-list", args=["acme"]))
+
+    def button(action: str) -> str:
+        start = text.index(f'name="action" value="{action}"')
+        return text[start : text.index(">", start)]
+
+    assert "disabled" not in button("stop")
+    for action, verb in (("start", "started"), ("restart", "restarted")):
+        assert "disabled" in button(action)
+        assert f"VMs can be stopped or deleted, not {verb}." in button(action)
