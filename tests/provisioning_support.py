@@ -9,17 +9,29 @@ drift reconcile to report.
 
 from __future__ import annotations
 
+import secrets
 import time
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from ipaddress import IPv4Address
 from typing import Any
 
 from butler_portal.kube.adapter import KubeClient, Manifest
 from butler_portal.kube.errors import Invalid
 from tenants.audit import Actor
-from tenants.models import Tenant, User
+from tenants.models import LoadBalancerRange, Tenant, User
 from tenants.services import tenant_create
+
+
+def unused_public_range(name: str) -> LoadBalancerRange:
+    """Fourteen public addresses no earlier test is likely to have handed out: the API server
+    outlives each test's database, and the Services of earlier tests keep theirs (MetalLB
+    never hands an address out twice), so a range every test reuses runs dry late in a run."""
+    block = IPv4Address("198.18.0.0") + 16 * secrets.randbelow(8192)
+    return LoadBalancerRange.objects.create(
+        name=name, first_address=str(block + 1), last_address=str(block + 14)
+    )
 
 
 def onboarded_tenant(operator: User, prefix: str, limits: Mapping[str, int]) -> Tenant:

@@ -18,7 +18,7 @@ from clusters.models import Cluster
 from tenants.models import LoadBalancerRange, Tenant, TenantNetwork, User
 from tests.clusters.conftest import request as request_cluster
 from tests.conftest import browser_client_for
-from tests.provisioning_support import onboarded_tenant
+from tests.provisioning_support import onboarded_tenant, unused_public_range
 from tests.simulator_fixtures import _simulator_client, simulator, wait_for
 from tests.ui.conftest import htmx
 from tests.vms.conftest import create as create_vm
@@ -56,6 +56,11 @@ def operator() -> User:
 
 
 @pytest.fixture
+def public_addresses(db: None) -> LoadBalancerRange:
+    return unused_public_range("usage-public")
+
+
+@pytest.fixture
 def watcher(portal_k8s: KubeClient, simulator: Simulator) -> Iterator[Watcher]:
     modules = handler_modules(["tenants.status", "clusters.status", "vms.status"])
     with Watcher(
@@ -67,7 +72,7 @@ def watcher(portal_k8s: KubeClient, simulator: Simulator) -> Iterator[Watcher]:
 
 @pytest.mark.usefixtures("watcher")
 def test_the_subnet_counts_the_vm_and_both_cluster_workers(
-    operator: User, address_space: LoadBalancerRange
+    operator: User, public_addresses: LoadBalancerRange
 ) -> None:
     ensure_vm_catalog()
     tenant = onboarded_tenant(operator, "usage", LIMITS)

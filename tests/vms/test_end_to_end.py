@@ -4,7 +4,6 @@ bringing what they report into the database (tasks run on commit, eagerly)."""
 
 from __future__ import annotations
 
-import secrets
 import uuid
 from collections.abc import Callable, Iterator
 from ipaddress import IPv4Address, IPv4Network
@@ -19,6 +18,7 @@ from tenants.audit import Actor
 from tenants.models import LoadBalancerRange, Tenant, TenantNetwork, User
 from tenants.selectors import quota_used
 from tenants.services import tenant_create
+from tests.provisioning_support import unused_public_range
 from tests.simulator_fixtures import _simulator_client, simulator, wait_for
 from tests.vms.conftest import add_key, create, ensure_vm_catalog
 from vms.models import VirtualMachine, VMImage, VMService
@@ -40,12 +40,7 @@ def operator() -> User:
 
 @pytest.fixture
 def public_addresses(db: None) -> LoadBalancerRange:
-    """Public addresses no earlier test handed out: the API server outlives each test's
-    database, and the Services of earlier tests keep theirs (MetalLB counts them)."""
-    block = IPv4Address("198.18.0.0") + 16 * secrets.randbelow(8192)
-    return LoadBalancerRange.objects.create(
-        name="e2e-public", first_address=str(block + 1), last_address=str(block + 14)
-    )
+    return unused_public_range("e2e-public")
 
 
 @pytest.fixture
