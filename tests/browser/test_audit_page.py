@@ -198,3 +198,46 @@ def test_a_tenant_admin_reads_only_their_tenant_at_laptop_width(
     login_as("alice")
     check_the_layout(page, 1440, "tenant-admin")
     expect(page.locator("#audit-results tbody")).not_to_contain_text("globex")
+
+
+#: Holds back the browser's requests for a page size of 25 without a filter on the action.
+SLOW_PAGE_SIZE_REQUESTS = """() => {
+  const open = XMLHttpRequest.prototype.open, send = XMLHttpRequest.prototype.send;
+  XMLHttpRequest.prototype.open = function (method, url, ...rest) {
+    this.slow = /per_page=25/.test(url) && !/action=scale/.test(url);
+    return open.call(this, method, url, ...rest);
+  };
+  XMLHttpRequest.prototype.send = function (body) {
+    if (this.slow) { setTimeout(() => send.call(this, body), 1500); } else { send.call(this, body); }
+  };
+}"""
+
+
+def test_a_slow_answer_never_overwrites_a_newer_filter(
+    oscar: User,
+    acme: Tenant,
+    globex: Tenant,
+    browser_page: Page,
+    login_as: Callable[..., None],
+) -> None:
+    """The page size and the filters ask for the same results: answers come in the order
+    asked, so an earlier request that answers late cannot put back what a filter removed."""
+    token = ApiToken.objects.create(user=oscar, name="robot", prefix="k3x9q2", digest="0" * 64)
+    bulk_audit_trail(200, oscar, token, [acme, globex])
+    page = browser_page
+    login_as("oscar")
+    page.goto("/audit/")
+    results = page.locator("#audit-results")
+    expect(results.get_by_role("heading", name="200 events")).to_be_visible()
+
+    # The page-size request is slow (held 1.5 s in the browser); the filter asked after it
+    # is not, so without ordering its answer would come first and be overwritten.
+    page.evaluate(SLOW_PAGE_SIZE_REQUESTS)
+    results.get_by_label("Per page").select_option("25")
+    page.get_by_label("Action").select_option("scale")
+
+    scaled = 200 // len(SAMPLES)
+    expect(results.get_by_role("heading", name=f"{scaled} events")).to_be_visible()
+    page.wait_for_timeout(2500)  # past the slow answer
+    expect(results.get_by_role("heading", name=f"{scaled} events")).to_be_visible()
+    expect(results.locator("tbody tr.audit-row")).to_have_count(scaled)
