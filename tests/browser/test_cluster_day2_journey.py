@@ -63,6 +63,7 @@ RECORDER = """
       sessionStorage.setItem("seen", JSON.stringify(log));
     }
   };
+  window.recordWhatIsShown = sample;
   setInterval(sample, 50);
   document.addEventListener("DOMContentLoaded", sample);
 })();
@@ -94,9 +95,11 @@ def snapshot(page: Page, name: str) -> None:
 
 
 def seen(page: Page) -> list[dict[str, Any]]:
-    """What the page showed since the last call (and forget it)."""
+    """What the page showed since the last call (and forget it). It records what it shows
+    now first: an expectation may see the page change before the next 50 ms sample does."""
     log: list[dict[str, Any]] = page.evaluate(
-        "(() => { const log = JSON.parse(sessionStorage.getItem('seen') || '[]');"
+        "(() => { if (window.recordWhatIsShown) window.recordWhatIsShown();"
+        " const log = JSON.parse(sessionStorage.getItem('seen') || '[]');"
         " sessionStorage.setItem('seen', '[]'); return log; })()"
     )
     return [entry for entry in log if entry["phase"]]  # between two documents: nothing
