@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 Manifest = Mapping[str, Any]
@@ -81,3 +82,16 @@ class Step:
     # The controller's own words behind ``message`` (butler_portal.explain), shown one click
     # away; "" when the message is the portal's own.
     raw: str = ""
+
+
+def step_clock(
+    state: str, started_at: datetime | None, now: datetime
+) -> tuple[datetime | None, datetime | None]:
+    """(started_at, finished_at) of a stored step entering ``state``: going active starts its
+    clock, finishing (or failing) stops the clock of the attempt that started then, going
+    back to pending clears both. Clusters and VMs keep their timelines the same way."""
+    if state == STEP_PENDING:
+        return None, None
+    if state == STEP_ACTIVE:
+        return started_at or now, None
+    return started_at or now, now

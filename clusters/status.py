@@ -20,7 +20,7 @@ from django.utils import timezone
 from butler_portal.kube.adapter import Manifest
 from butler_portal.kube.informer import Handler, WatchedKind
 from butler_portal.labels import CLUSTER_KEY, MANAGED_SELECTOR
-from butler_portal.lifecycle import Step
+from butler_portal.lifecycle import Step, step_clock
 from butler_portal.realtime import publish_tenant_event
 from butler_portal.watcher.drift import DriftCheck
 from clusters.lifecycle import READY, Desired, Picture, derive, hold_progress, normalise_version
@@ -141,17 +141,6 @@ def _workers_may_follow(cluster: Cluster, picture: Picture) -> bool:
     return True
 
 
-def _timestamps(
-    state: str, started_at: datetime | None, now: datetime
-) -> tuple[datetime | None, datetime | None]:
-    """(started_at, finished_at) of a step entering ``state``."""
-    if state == ClusterStep.State.PENDING:
-        return None, None
-    if state == ClusterStep.State.ACTIVE:
-        return started_at or now, None
-    return started_at or now, now
-
-
 def _as_step(row: ClusterStep) -> Step:
     return Step(row.key, row.label, row.position, row.state, row.message, row.raw)
 
@@ -177,7 +166,7 @@ def sync_steps(
     for step in steps:
         row = stored.pop(step.key, None)
         if row is None:
-            started_at, finished_at = _timestamps(step.state, None, now)
+            started_at, finished_at = step_clock(step.state, None, now)
             created.append(
                 ClusterStep(
                     cluster=cluster,
@@ -204,7 +193,7 @@ def sync_steps(
             # Finishing (or failing) ends the attempt that started when the step went active;
             # anything else starts afresh.
             ongoing = row.state in {ClusterStep.State.ACTIVE, ClusterStep.State.FAILED}
-            row.started_at, row.finished_at = _timestamps(
+            row.started_at, row.finished_at = step_clock(
                 step.state, row.started_at if ongoing else None, now
             )
         row.label, row.state, row.message, row.raw, row.position = (

@@ -23,7 +23,7 @@ from django.utils import timezone
 from butler_portal.kube.adapter import Manifest
 from butler_portal.kube.informer import Handler, WatchedKind
 from butler_portal.labels import MANAGED_SELECTOR, VM_KEY
-from butler_portal.lifecycle import Step
+from butler_portal.lifecycle import Step, step_clock
 from butler_portal.realtime import publish_tenant_event
 from butler_portal.watcher.drift import DriftCheck, Expectation, ObjectRef
 from tenants.owned import orphans_by_owner_label, owned_in_namespace
@@ -92,17 +92,6 @@ def vm_refresh(vm: VirtualMachine) -> str:
     return state
 
 
-def _timestamps(
-    state: str, started_at: datetime | None, now: datetime
-) -> tuple[datetime | None, datetime | None]:
-    """(started_at, finished_at) of a step entering ``state``."""
-    if state == VMStep.State.PENDING:
-        return None, None
-    if state == VMStep.State.ACTIVE:
-        return started_at or now, None
-    return started_at or now, now
-
-
 STEP_FIELDS = ("label", "state", "message", "raw", "position")
 
 
@@ -117,7 +106,7 @@ def sync_steps(vm: VirtualMachine, steps: Sequence[Step], now: datetime) -> bool
     for step in steps:
         row = stored.pop(step.key, None)
         if row is None:
-            started_at, finished_at = _timestamps(step.state, None, now)
+            started_at, finished_at = step_clock(step.state, None, now)
             created.append(
                 VMStep(
                     vm=vm,
@@ -132,7 +121,7 @@ def sync_steps(vm: VirtualMachine, steps: Sequence[Step], now: datetime) -> bool
             continue
         if row.state != step.state:
             ongoing = row.state in {VMStep.State.ACTIVE, VMStep.State.FAILED}
-            row.started_at, row.finished_at = _timestamps(
+            row.started_at, row.finished_at = step_clock(
                 step.state, row.started_at if ongoing else None, now
             )
         for name in STEP_FIELDS:
